@@ -1,0 +1,122 @@
+"""A result cache that never serves a stale or damaged result.
+
+* **Keys.** A run is keyed by :func:`run_key`: a hash of its configuration,
+  the eoslib version and a fingerprint of eoslib's own source code, so any
+  change to the library invalidates old results.
+* **Atomic writes.** Every file is written to a temporary file in the same
+  folder, flushed to disk, then renamed over the target (:func:`atomic_write`):
+  a reader sees the old file or the new one, never half of one.
+* **Integrity.** JSON results and checkpoints carry a SHA-256 checksum of their
+  content; a file that fails it is reported (a ``UserWarning``), moved aside to
+  ``*.corrupt`` and treated as missing, so the run is recomputed.
+* **No pickle.** Checkpoints are loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 (first 12 hex digits) of eoslib's ``*.py`` sources, in sorted order."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def run_key(config: dict[str, Any]) -> str:
+    """Cache key of a run: hash of its config, the eoslib version and the code fingerprint.
+
+    >>> run_key({"lr": 0.1}) == run_key({"lr": 0.1}) != run_key({"lr": 0.2})
+    True
+    """
+    blob = json.dumps({"config": config, "version": __version__, "code": code_fingerprint()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _discard(path: Path, why: str) -> None:
+    warnings.warn(f"{path}: {why}; ignoring it and recomputing", UserWarning, stacklevel=3)
+    path.replace(path.with_name(path.name + ".corrupt"))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_json(path: str | Path, obj: Any) -> None:
+    """Save ``obj`` as checksummed JSON: ``{"sha256": ..., "data": obj}``."""
+    text = json.dumps(obj, sort_keys=True)
+    atomic_write(path, json.dumps({"sha256": _digest(text), "data": obj}, sort_keys=True).encode())
+
+
+def load_json(path: str | Path) -> Any | None:
+    """Load what :func:`save_json` wrote; ``None`` if missing or damaged (then warned and moved aside)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        wrapper = json.loads(path.read_text())
+        data = wrapper["data"]
+        ok = wrapper["sha256"] == _digest(json.dumps(data, sort_keys=True))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        _discard(path, "damaged cache file (checksum or JSON error)")
+        return None
+    return data
+
+
+def save_tensors(path: str | Path, state: dict[str, Any]) -> None:
+    """Save a dict of tensors and plain values (``torch.save``), prefixed by its SHA-256."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    atomic_write(path, hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """Load what :func:`save_tensors` wrote, with ``weights_only=True``; ``None`` if missing or damaged."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    raw = path.read_bytes()
+    digest, _, payload = raw.partition(b"\n")
+    if digest != hashlib.sha256(payload).hexdigest().encode():
+        _discard(path, "damaged checkpoint (checksum mismatch)")
+        return None
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means: do not use it
+        _discard(path, f"unreadable checkpoint ({type(err).__name__})")
+        return None
