@@ -1,0 +1,124 @@
+"""Gradient descent as a discretisation of gradient flow, and distances between trajectories.
+
+Gradient flow is the ODE
+
+    dθ/dτ = −∇L(θ),        θ(0) = θ_0,
+
+and gradient descent θ_{t+1} = θ_t − η∇L(θ_t) is its forward-Euler discretisation
+with time step η: step t of GD sits at *time* τ = t·η.  On the local quadratic
+model with curvature λ the Euler factor is 1 − ηλ against the exact exp(−ηλ),
+so GD follows the flow closely while ηλ_max ≪ 1, and it becomes unstable once
+λ_max > 2/η (Cohen et al., 2021, Sec. 3).  To compare runs with different step
+sizes we therefore index them by time τ, not by step.
+
+* :func:`record_path` -- a :func:`eoslib.train.train` run that also keeps the
+  flat parameters θ_t at every sharpness measurement (cached like a run);
+* :func:`distances` -- ‖θ_a(τ) − θ_b(τ)‖ at the times two paths share;
+* :func:`crossing_time` -- the first time the recorded sharpness reaches a level.
+
+Reference: J. Cohen, S. Kaur, Y. Li, J. Z. Kolter, A. Talwalkar. Gradient
+Descent on Neural Networks Typically Occurs at the Edge of Stability. ICLR 2021.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+
+import numpy as np
+import torch
+
+from . import cache
+from .hessian import flat_params
+from .train import Run, TrainConfig, train
+
+
+@dataclass
+class Path:
+    """A recorded run: parameters at the sharpness-measurement steps."""
+
+    run: Run  # the run (losses, sharpness, config); run.model is the final model
+    steps: np.ndarray  # (m,) steps t of the records (= run.sharpness_steps)
+    params: torch.Tensor  # (m, P) flat parameters θ_t, one row per record
+
+    @property
+    def times(self) -> np.ndarray:
+        """(m,) gradient-flow times τ = t·η of the records."""
+        return self.steps * self.run.config.lr
+
+    @property
+    def sharpness(self) -> np.ndarray:
+        """(m,) sharpness λ_max at the records."""
+        return np.asarray(self.run.sharpness)
+
+
+def record_path(config: TrainConfig, *, cache_dir: str | FilePath | None = None,
+                data_root: str | FilePath | None = None, download: bool = False) -> Path:
+    """Train as ``config`` says, keeping θ_t at every sharpness measurement.
+
+    The records are the steps ``0, k, 2k, …`` with ``k = config.sharpness_every``
+    (which must be positive).  The training loop is :func:`eoslib.train.train`
+    itself, so the run is identical to an ordinary one with the same config.
+    With ``cache_dir`` the result is stored under the run's key (plus a tag).
+
+    Returns:
+        :class:`Path` with ``params`` of shape ``(m, P)`` in the config's dtype.
+    """
+    if config.sharpness_every < 1:
+        raise ValueError("record_path needs sharpness_every >= 1 (records are taken at the measurements)")
+    file = None
+    if cache_dir is not None:
+        file = FilePath(cache_dir) / f"{cache.run_key({**config.to_dict(), 'record': 'params'})}.path.pt"
+        saved = cache.load_tensors(file)
+        if saved is not None:
+            run = Run.from_dict(saved["run"])
+            return Path(run, np.asarray(run.sharpness_steps), saved["params"])
+    rows: list[torch.Tensor] = []
+    run = train(config, data_root=data_root, download=download, progress=False,
+                callback=lambda t, model, run: rows.append(flat_params(model).clone()))
+    params = torch.stack(rows)
+    if file is not None:
+        cache.save_tensors(file, {"run": run.to_dict(), "params": params})
+    return Path(run, np.asarray(run.sharpness_steps), params)
+
+
+def distances(a: Path, b: Path, *, relative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """‖θ_a(τ) − θ_b(τ)‖ at every time τ recorded by both paths.
+
+    Args:
+        a, b: paths from the same initialisation (e.g. two step sizes).
+        relative: divide by ‖θ_a(τ) − θ_a(0)‖, how far ``a`` has moved (0 at τ = 0).
+
+    Returns:
+        ``(times, dist)``, both ``(m,)``; times are matched to 1e-9 relative.
+
+    >>> cfg = TrainConfig(model="scalar", dataset="chebyshev", n=8, lr=0.1, steps=4, sharpness_every=1)
+    >>> times, dist = distances(record_path(cfg), record_path(cfg))
+    >>> times.round(3).tolist(), dist.tolist()
+    ([0.0, 0.1, 0.2, 0.3], [0.0, 0.0, 0.0, 0.0])
+    """
+    tb = b.times
+    times, dist = [], []
+    for i, tau in enumerate(a.times):
+        j = np.flatnonzero(np.abs(tb - tau) <= 1e-9 * max(1.0, abs(tau)))
+        if len(j) == 0:
+            continue
+        d = float((a.params[i] - b.params[j[0]].to(a.params.dtype)).norm())
+        if relative:
+            moved = float((a.params[i] - a.params[0]).norm())
+            d = d / moved if moved > 0 else (0.0 if d == 0 else math.inf)
+        times.append(float(tau))
+        dist.append(d)
+    if not times:
+        raise ValueError("the two paths share no recorded time t·η; align sharpness_every with the step sizes")
+    return np.asarray(times), np.asarray(dist)
+
+
+def crossing_time(path: Path, level: float) -> float:
+    """First recorded time τ = t·η at which the sharpness is ≥ ``level`` (``inf`` if never)."""
+    hit = np.flatnonzero(path.sharpness >= level)
+    return float(path.times[hit[0]]) if len(hit) else math.inf
+
+
+__all__ = ["Path", "record_path", "distances", "crossing_time"]
