@@ -1,0 +1,7 @@
+"""``python -m eoslib``: see :mod:`eoslib.cli`."""
+
+import sys
+
+from eoslib.cli import main
+
+sys.exit(main())
