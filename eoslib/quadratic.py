@@ -21,8 +21,9 @@ buffer v, v_0 = 0):
     Nesterov    v' = βv + g,   θ' = θ − η(g + βv')
 
 On a quadratic both are linear maps of (θ, v) per eigendirection; they are
-stable iff λ_max is below (2 + 2β)/η, respectively (2 + 2β)/((1 + 2β)η)
-(:func:`threshold`; the formulas are defined once, in :mod:`eoslib.optim`).
+stable iff λ_max is below :func:`heavy_ball_threshold` (2 + 2β)/η, respectively
+:func:`nesterov_threshold` (2 + 2β)/((1 + 2β)η). These threshold functions are the
+book's one definition (pure Python, no torch import); :mod:`eoslib.optim` should use them.
 
 Everything here is a pure function of numpy float64 arrays.
 
@@ -38,10 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-# The thresholds have one definition, in eoslib.optim (shared with the real optimizers);
-# they are re-exported here for the quadratic API.
-from eoslib.optim import gd_threshold, heavy_ball_threshold, nesterov_threshold
 
 METHODS = ("gd", "heavy_ball", "nesterov")
 
@@ -183,6 +180,40 @@ def spectral_radius(lr: float, curvature: float, method: str = "gd", beta: float
     1.5
     """
     return float(np.max(np.abs(np.linalg.eigvals(iteration_matrix(lr, curvature, method, beta)))))
+
+
+def gd_threshold(lr: float) -> float:
+    """Largest stable curvature of GD with step size η: 2/η.
+
+    >>> gd_threshold(0.01)
+    200.0
+    """
+    return 2.0 / lr
+
+
+def heavy_ball_threshold(lr: float, beta: float) -> float:
+    """Largest stable curvature of heavy-ball momentum: (2 + 2β)/η.
+
+    Along a direction of curvature λ the characteristic polynomial of the
+    iteration is z² − (1 + β − ηλ)z + β, which has the root z = −1 exactly at
+    ηλ = 2 + 2β (Polyak, 1964).
+
+    >>> heavy_ball_threshold(0.5, 0.5)
+    6.0
+    """
+    return (2.0 + 2.0 * beta) / lr
+
+
+def nesterov_threshold(lr: float, beta: float) -> float:
+    """Largest stable curvature of Nesterov momentum (PyTorch convention): (2 + 2β)/((1 + 2β)η).
+
+    The characteristic polynomial is z² − (1 + β)(1 − ηλ)z + β(1 − ηλ); it has the
+    root z = −1 exactly at ηλ(1 + 2β) = 2 + 2β.
+
+    >>> round(nesterov_threshold(0.1, 0.5), 6)
+    15.0
+    """
+    return (2.0 + 2.0 * beta) / ((1.0 + 2.0 * beta) * lr)
 
 
 THRESHOLDS = {
