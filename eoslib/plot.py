@@ -534,3 +534,77 @@ def plot_sharpening_grid(groups: dict) -> Figure:
         ax.legend()
     axes[0, 0].set_ylabel(r"sharpness $\lambda_{\max}$")
     return fig
+
+
+# --------------------------------------------------------------------------- the edge of stability (chapters 4-5)
+
+def plot_normalized_sharpness(runs: Sequence, labels: Sequence[str] | None = None, *,
+                              band: tuple[float, float] = (0.95, 1.10), time: str = "step",
+                              title: str | None = None) -> Figure:
+    """Sharpness in units of each run's threshold, λ_max·η/2 for GD, against step or time ηt.
+
+    At the edge of stability every curve settles at 1; the shaded ``band`` is the
+    book's criterion for "at the edge" (median after crossing).
+
+    Args:
+        runs: objects with the fields of :class:`eoslib.train.Run`.
+        labels: legend entries; default ``η = <lr>``.
+        band: (low, high) shaded around 1.
+        time: ``"step"`` (x = t) or ``"flow"`` (x = ηt, the gradient-flow time).
+        title: panel title.
+    """
+    fig, ax = new_figure(panel_size=(4.6, 3.2))
+    labels = labels or [f"η = {r.config.lr:g}" for r in runs]
+    ax.axhspan(*band, color=COLORS["flow"], alpha=0.15, linewidth=0, label=f"[{band[0]:g}, {band[1]:g}]")
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        x = np.asarray(run.sharpness_steps, dtype=np.float64) * (run.config.lr if time == "flow" else 1.0)
+        ax.plot(x, np.asarray(run.sharpness) / run.threshold, color=COLORS["sequence"][i % 6], label=label)
+    threshold_line(ax, 1.0, label=None)
+    ax.set(xlabel="step $t$" if time == "step" else r"time $\eta t$", ylabel=r"sharpness $\times\ \eta/2$")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_loss_window(runs: Sequence, starts: Sequence[int], length: int = 60,
+                     labels: Sequence[str] | None = None) -> Figure:
+    """The training loss on a window of ``length`` steps after ``starts[i]`` (one panel per run),
+    with the steps where the loss went *up* marked in red."""
+    fig, axes = new_figure(ncols=len(runs), panel_size=(3.0, 2.6), squeeze=False)
+    labels = labels or [f"η = {r.config.lr:g}" for r in runs]
+    for i, (ax, run, start, label) in enumerate(zip(axes[0], runs, starts, labels)):
+        t = np.arange(start, min(start + length, len(run.train_loss)))
+        loss = np.asarray(run.train_loss)[t]
+        ax.plot(t, loss, "-", color=COLORS["sequence"][i % 6], linewidth=1.0)
+        up = np.flatnonzero(np.diff(loss) > 0) + 1
+        ax.plot(t[up], loss[up], "o", color="#d62728", markersize=3, label="loss went up")
+        ax.set(xlabel="step $t$", title=label)
+    axes[0, 0].set_ylabel(r"train loss $L(\theta_t)$")
+    axes[0, 0].legend()
+    return fig
+
+
+def plot_probe(probe) -> Figure:
+    """The oscillation recorded by :func:`eoslib.analysis.gd_probe`.
+
+    Left: the step's component along the top Hessian eigenvector,
+    ⟨θ_{t+1} − θ_t, u_t⟩ (sign flips = oscillation). Right: the sharpness at the
+    iterates θ_t, at the midpoints (θ_t + θ_{t+1})/2, and the curvature along
+    the gradient gᵀHg/‖g‖², against 2/η.
+    """
+    fig, (ax_p, ax_s) = new_figure(ncols=2, panel_size=(4.2, 3.0))
+    t = np.arange(len(probe.projection))
+    ax_p.axhline(0.0, color=COLORS["flow"], linewidth=0.8)
+    ax_p.plot(t, probe.projection, "o-", color=COLORS["gd"], markersize=3, linewidth=0.8)
+    ax_p.set(xlabel="step $t$", ylabel=r"$\langle \theta_{t+1} - \theta_t, u_t \rangle$",
+             title="step along the top eigenvector $u_t$")
+    ax_s.plot(t, probe.sharpness, "o-", color=COLORS["sequence"][0], markersize=3, label=r"$\lambda_{\max}$ at $\theta_t$")
+    ax_s.plot(t, probe.mid_sharpness, "s-", color=COLORS["sequence"][1], markersize=3,
+              label=r"$\lambda_{\max}$ at $(\theta_t+\theta_{t+1})/2$")
+    ax_s.plot(t, probe.step_sharpness, "^-", color=COLORS["sequence"][2], markersize=3,
+              label=r"$g^\top H g / \|g\|^2$ at $\theta_t$")
+    threshold_line(ax_s, probe.threshold)
+    ax_s.set(xlabel="step $t$", ylabel="curvature", title="curvatures vs $2/\\eta$")
+    ax_s.legend(fontsize=7)
+    return fig

@@ -1,0 +1,216 @@
+"""Summaries of edge-of-stability runs, and a probe of GD's oscillation.
+
+Notation: GD takes steps θ_{t+1} = θ_t − η∇L(θ_t); the sharpness λ_max(∇²L(θ_t))
+is measured at some steps t (``sharpness_steps``); the stability threshold is
+2/η for GD (``run.threshold`` in general). Definitions used by the book's claim
+checks, all on the *measured* values:
+
+* **crossing step** c: the first measured step t with λ_max(θ_t) ≥ threshold
+  (:func:`crossing_step`; ``None`` if it never happens);
+* **ratio after crossing**: the median over measured steps t ≥ c of
+  λ_max(θ_t) / threshold (:func:`median_ratio_after`); 1 means "exactly at 2/η";
+* **loss increases** after c: the number of t ≥ c with L(θ_{t+1}) > L(θ_t)
+  (:func:`loss_increases`);
+* **loss drop** from c: L(θ_c) / L(θ_T), T the last recorded step
+  (:func:`loss_drop`); ``start=0`` gives the drop from the initial loss.
+
+Functions take plain sequences; :func:`edge_summary` takes a :class:`eoslib.train.Run`
+(or anything with its fields) and applies them all.
+
+:func:`gd_probe` continues GD from a model and records, per step, what happens
+along the top Hessian eigenvector: the projection of the step θ_{t+1} − θ_t on
+it (it flips sign at the edge of stability), the curvature along the gradient
+gᵀHg/‖g‖², and the sharpness at θ_t and at the midpoint (θ_t + θ_{t+1})/2.
+
+Reference: J. Cohen et al., *Gradient Descent on Neural Networks Typically
+Occurs at the Edge of Stability*, ICLR 2021.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import hessian
+from .hessian.hvp import trainable
+
+# ---------------------------------------------------------------- run summaries
+
+
+def crossing_step(steps: Sequence[int], sharpness: Sequence[float], threshold: float) -> int | None:
+    """First measured step t with ``sharpness ≥ threshold``, or None.
+
+    >>> crossing_step([0, 10, 20, 30], [3.0, 9.0, 10.2, 9.9], 10.0)
+    20
+    >>> crossing_step([0, 10], [3.0, 9.0], 10.0) is None
+    True
+    """
+    for t, s in zip(steps, sharpness):
+        if s >= threshold:
+            return int(t)
+    return None
+
+
+def median_ratio_after(steps: Sequence[int], sharpness: Sequence[float], threshold: float,
+                       start: int) -> float:
+    """Median of ``sharpness / threshold`` over the measured steps t ≥ ``start``.
+
+    >>> median_ratio_after([0, 10, 20, 30], [3.0, 9.0, 10.2, 9.9], 10.0, 20)
+    1.005
+    """
+    values = [s / threshold for t, s in zip(steps, sharpness) if t >= start]
+    if not values:
+        raise ValueError(f"no measurement at or after step {start}")
+    return round(float(np.median(values)), 12)
+
+
+def loss_increases(losses: Sequence[float], start: int = 0) -> int:
+    """Number of steps t ≥ ``start`` with L(θ_{t+1}) > L(θ_t).
+
+    >>> loss_increases([5.0, 4.0, 4.5, 3.0, 3.2, 1.0], start=1)
+    2
+    """
+    losses = np.asarray(losses, dtype=np.float64)[start:]
+    return int((np.diff(losses) > 0).sum())
+
+
+def loss_drop(losses: Sequence[float], start: int = 0) -> float:
+    """L(θ_start) / L(θ_T), T the last recorded step: how many times the loss fell.
+
+    >>> loss_drop([5.0, 4.0, 4.5, 3.0, 3.2, 1.0], start=1)
+    4.0
+    """
+    if not 0 <= start < len(losses):
+        raise ValueError(f"start={start} outside the {len(losses)} recorded losses")
+    return float(losses[start]) / float(losses[-1])
+
+
+@dataclass(frozen=True)
+class EdgeSummary:
+    """The edge-of-stability numbers of one run (definitions in the module docstring)."""
+
+    threshold: float  # 2/η for GD
+    initial_sharpness: float  # λ_max at the first measurement
+    peak_sharpness: float  # the largest measured λ_max
+    peak_step: int  # where it was measured
+    final_sharpness: float  # λ_max at the last measurement
+    crossing: int | None  # crossing step c (None: never crossed)
+    median_ratio: float  # median λ_max / threshold over measured t ≥ c (nan if never crossed)
+    increases: int  # loss increases at t ≥ c (0 if never crossed)
+    drop_from_crossing: float  # L(θ_c) / L(θ_T) (nan if never crossed)
+    drop_overall: float  # L(θ_0) / L(θ_T)
+
+    def __str__(self) -> str:
+        if self.crossing is None:
+            return (f"2/η = {self.threshold:.3g}: never crossed (sharpness {self.initial_sharpness:.3g} → "
+                    f"peak {self.peak_sharpness:.3g})")
+        return (f"2/η = {self.threshold:.3g}: sharpness {self.initial_sharpness:.3g} → crosses at step "
+                f"{self.crossing}; median sharpness·η/2 after = {self.median_ratio:.3f}; "
+                f"{self.increases} loss increases; loss ÷{self.drop_from_crossing:.1f} from crossing, "
+                f"÷{self.drop_overall:.1f} overall")
+
+
+def edge_summary(run, metric: str = "sharpness") -> EdgeSummary:
+    """:class:`EdgeSummary` of a run (``train_loss``, ``sharpness_steps``, ``sharpness``, ``threshold``).
+
+    ``metric`` picks ``run.sharpness`` or a key of ``run.extras`` (same steps).
+    """
+    values = list(run.sharpness if metric == "sharpness" else run.extras[metric])
+    steps, losses, thr = list(run.sharpness_steps), list(run.train_loss), float(run.threshold)
+    if not values:
+        raise ValueError("the run has no sharpness measurements")
+    c = crossing_step(steps, values, thr)
+    peak = int(np.argmax(values))
+    return EdgeSummary(
+        threshold=thr, initial_sharpness=values[0], peak_sharpness=values[peak], peak_step=int(steps[peak]),
+        final_sharpness=values[-1], crossing=c,
+        median_ratio=math.nan if c is None else median_ratio_after(steps, values, thr, c),
+        increases=0 if c is None else loss_increases(losses, c),
+        drop_from_crossing=math.nan if c is None else loss_drop(losses, c),
+        drop_overall=loss_drop(losses, 0))
+
+
+# ---------------------------------------------------------------- the oscillation probe
+
+
+@dataclass
+class Probe:
+    """Per-step records of :func:`gd_probe`, index t = 0..steps−1 (θ_0 = the model it started from)."""
+
+    lr: float
+    loss: list[float] = field(default_factory=list)  # L(θ_t)
+    sharpness: list[float] = field(default_factory=list)  # λ_max(∇²L(θ_t))
+    mid_sharpness: list[float] = field(default_factory=list)  # λ_max at (θ_t + θ_{t+1}) / 2
+    projection: list[float] = field(default_factory=list)  # ⟨θ_{t+1} − θ_t, u_t⟩, u_t top unit eigenvector
+    step_norm: list[float] = field(default_factory=list)  # ‖θ_{t+1} − θ_t‖
+    step_sharpness: list[float] = field(default_factory=list)  # gᵀHg / ‖g‖² at θ_t, g = ∇L(θ_t)
+
+    @property
+    def threshold(self) -> float:
+        return 2.0 / self.lr
+
+    def sign_flips(self) -> float:
+        """Fraction of consecutive steps whose projections have opposite signs."""
+        p = np.sign(self.projection)
+        return float(np.mean(p[1:] != p[:-1])) if len(p) > 1 else math.nan
+
+
+def _set_params(model: nn.Module, vector: torch.Tensor) -> None:
+    with torch.no_grad():
+        for p, v in zip(trainable(model), hessian.unflatten(vector, model)):
+            p.copy_(v)
+
+
+def gd_probe(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, lr: float, steps: int, *,
+             tol: float = 1e-4, seed: int = 0) -> Probe:
+    """Take ``steps`` GD steps from ``model`` (changing it in place) and record the oscillation.
+
+    At each θ_t: the loss, the gradient g, the top eigenpair (λ_max, u_t) by Lanczos
+    (u_t's sign chosen to agree with u_{t−1}), the curvature gᵀHg/‖g‖² along the step,
+    then θ_{t+1} = θ_t − ηg, the projection ⟨θ_{t+1} − θ_t, u_t⟩ = −η⟨g, u_t⟩, and the
+    sharpness at the midpoint (θ_t + θ_{t+1})/2. On a quadratic with 1/η < λ_max < 2/η
+    the projection flips sign every step and all three curvatures are constant.
+
+    Args:
+        model: the network at θ_0; left at θ_steps.
+        loss_fn: ``loss_fn(outputs, targets)`` → mean loss.
+        inputs, targets: the full training set.
+        lr: step size η.
+        steps: number of GD steps.
+        tol: Lanczos tolerance.
+        seed: seed of Lanczos's first start vector.
+
+    Returns:
+        A :class:`Probe`.
+    """
+    probe = Probe(lr=lr)
+    u_prev = None
+    for t in range(steps):
+        theta = hessian.flat_params(model)
+        op = hessian.HVP(model, loss_fn, inputs, targets)
+        g = op.gradient().detach()
+        probe.loss.append(float(op.loss))
+        res = hessian.lanczos(op, op.dim, 1, tol=tol, v0=u_prev, seed=seed + t)
+        u = res.vectors[0].detach()
+        u = u / u.norm()
+        if u_prev is not None and float(u @ u_prev) < 0:
+            u = -u
+        probe.sharpness.append(float(res.values[0]))
+        probe.step_sharpness.append(float(g @ op(g)) / float(g @ g))
+        delta = -lr * g
+        probe.projection.append(float(delta @ u))
+        probe.step_norm.append(float(delta.norm()))
+        _set_params(model, theta + delta / 2)
+        probe.mid_sharpness.append(hessian.sharpness(model, loss_fn, inputs, targets, tol=tol, v0=u, seed=seed + t))
+        _set_params(model, theta + delta)
+        u_prev = u
+    return probe
+
+
+__all__ = ["crossing_step", "median_ratio_after", "loss_increases", "loss_drop", "EdgeSummary", "edge_summary",
+           "Probe", "gd_probe"]

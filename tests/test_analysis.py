@@ -1,0 +1,60 @@
+"""eoslib.analysis: the claim-check definitions on hand-made traces, and gd_probe on a quadratic."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eoslib import analysis
+from eoslib.losses import mse
+
+
+class FakeRun:
+    def __init__(self, losses, steps, sharpness, threshold):
+        self.train_loss, self.sharpness_steps, self.sharpness = losses, steps, sharpness
+        self.threshold, self.extras = threshold, {"step_sharpness": [s - 1 for s in sharpness]}
+
+
+def test_summary_definitions():
+    losses = [8.0, 6.0, 4.0, 5.0, 2.0, 3.0, 1.0, 0.5]
+    run = FakeRun(losses, [0, 2, 4, 6], [1.0, 2.0, 2.2, 1.9], threshold=2.0)
+    s = analysis.edge_summary(run)
+    assert s.crossing == 2  # first measured step with sharpness >= 2/η (equality counts)
+    assert s.median_ratio == pytest.approx(1.0)  # median of (1.0, 1.1, 0.95)
+    assert s.increases == 2  # 4 → 5 and 2 → 3, both at t >= 2
+    assert s.drop_from_crossing == pytest.approx(4.0 / 0.5)
+    assert s.drop_overall == pytest.approx(16.0)
+    assert (s.peak_sharpness, s.peak_step, s.final_sharpness) == (2.2, 4, 1.9)
+    assert "crosses at step 2" in str(s)
+
+
+def test_summary_never_crossed_and_extras():
+    run = FakeRun([2.0, 1.0], [0, 1], [1.0, 1.5], threshold=2.0)
+    s = analysis.edge_summary(run)
+    assert s.crossing is None and math.isnan(s.median_ratio) and s.increases == 0
+    assert analysis.edge_summary(run, metric="step_sharpness").peak_sharpness == 0.5
+    with pytest.raises(ValueError):
+        analysis.median_ratio_after([0, 1], [1.0, 1.0], 1.0, start=5)
+    with pytest.raises(ValueError):
+        analysis.loss_drop([1.0], start=3)
+
+
+def test_gd_probe_on_a_quadratic():
+    # Linear model + MSE: H = XᵀX/n = diag(1, 4) everywhere, λ_max = 4; η = 0.4 puts 1/η < λ_max < 2/η.
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64) * math.sqrt(2.0)
+    y = torch.zeros(2, 1, dtype=torch.float64)
+    probe = analysis.gd_probe(model, mse, x, y, lr=0.4, steps=6, tol=1e-10)
+    assert np.allclose(probe.sharpness, 4.0) and np.allclose(probe.mid_sharpness, 4.0)
+    assert probe.sign_flips() == 1.0  # factor 1 − ηλ = −0.6 along the top eigenvector
+    w2 = 1.0 * (-0.6) ** np.arange(6)  # closed form of the sharp coordinate
+    assert np.allclose(np.abs(probe.projection), np.abs(-0.4 * 4.0 * w2))
+    assert all(1.0 - 1e-9 <= s <= 4.0 + 1e-9 for s in probe.step_sharpness)
+    assert probe.threshold == pytest.approx(5.0)
+    assert model.weight[0, 1].item() == pytest.approx((-0.6) ** 6)
+    assert probe.loss[0] == pytest.approx(0.5 * (1.0 + 4.0))  # ½ wᵀHw with w = (1, 1)
