@@ -34,34 +34,13 @@ from typing import Iterable
 
 import torch
 
+# The formulas are derived on the quadratic model, so they live in eoslib.quadratic.
+from .quadratic import gd_threshold, heavy_ball_threshold, nesterov_threshold
+
+__all__ = ["OPTIMIZERS", "gd_threshold", "heavy_ball_threshold", "nesterov_threshold", "adam_threshold",
+           "stability_threshold", "make_optimizer", "adam_preconditioner"]
+
 OPTIMIZERS = ("gd", "sgd", "heavy-ball", "nesterov", "adam")
-
-
-def gd_threshold(lr: float) -> float:
-    """2/η: GD on a quadratic converges iff λ_max < 2/η.
-
-    >>> gd_threshold(0.01)
-    200.0
-    """
-    return 2.0 / lr
-
-
-def heavy_ball_threshold(lr: float, beta: float) -> float:
-    """(2 + 2β)/η for heavy-ball momentum in PyTorch's convention.
-
-    >>> round(heavy_ball_threshold(0.01, 0.9), 6)
-    380.0
-    """
-    return (2.0 + 2.0 * beta) / lr
-
-
-def nesterov_threshold(lr: float, beta: float) -> float:
-    """(2 + 2β)/((1 + 2β)η) for Nesterov momentum in PyTorch's convention.
-
-    >>> round(nesterov_threshold(0.01, 0.9), 4)
-    135.7143
-    """
-    return (2.0 + 2.0 * beta) / ((1.0 + 2.0 * beta) * lr)
 
 
 def adam_threshold(lr: float, beta1: float) -> float:
