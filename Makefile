@@ -25,7 +25,15 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export EOSLIB_WIDGET_RUNS := $(WIDGET_RUNS)
 
-.PHONY: help book test venv unit strict-build strip clean
+# Never stale: experiment results are cached (eoslib.cache) in a folder that `make book`
+# and `make test` empty first, so a change to eoslib can never surface as an old cached
+# result; within one run, nbval fills it and the book build reuses it. Downloads (opt-in
+# datasets) stay in the user's cache.
+BOOK_CACHE := $(CURDIR)/.cache/eoslib-build
+export EOSLIB_CACHE := $(BOOK_CACHE)
+export EOSLIB_DATA ?= $(HOME)/.cache/eoslib/data
+
+.PHONY: help book test venv fresh-cache unit strict-build strip clean
 
 help:
 	@echo "make book   - set up .venv, execute all chapters, build _build/html"
@@ -44,12 +52,15 @@ venv: $(STAMP)
 
 # Always from an empty _build/: an incremental build would keep outputs of pages
 # whose source did not change, even when eoslib did.
-book: $(STAMP)
+book: $(STAMP) fresh-cache
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build .
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) unit strict-build
+test: $(STAMP) fresh-cache unit strict-build
+
+fresh-cache:
+	rm -rf $(BOOK_CACHE)
 
 # Unit tests (tests/), doctests (eoslib/) and nbval on every notebook in chapters/, in one
 # pytest run; tests/conftest.py prints each notebook's duration against its budget.
@@ -67,4 +78,4 @@ strip: $(STAMP)
 	$(PY) .ci/strip_notebooks.py chapters/*.ipynb
 
 clean:
-	rm -rf _build
+	rm -rf _build $(BOOK_CACHE)
