@@ -5,7 +5,8 @@ Every chapter notebook must
 - start with a code cell that installs eoslib only inside Colab and is a no-op elsewhere;
 - be listed in _toc.yml (and every toc entry must exist);
 - contain a claim check (a code cell with ``assert``), exercises with solutions, and a {cite};
-- start with a labelled title, ``(label)=`` then ``# Title``;
+- start with the math-macro cell generated from _config.yml (fix: ``make strip``), then a
+  labelled title, ``(label)=`` then ``# Title``;
 - set torch's thread count from the book settings if it imports torch.
 """
 
@@ -24,6 +25,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 IDS = [p.name for p in NOTEBOOKS]
+
+
+def _strip_tool():
+    """The strip script (.ci/strip_notebooks.py), which also generates the macro cell."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("strip_notebooks", ROOT / ".ci" / "strip_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def read(path: Path):
@@ -99,7 +110,7 @@ def test_listed_in_toc(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_chapter_structure(path):
     nb = read(path)
-    first = nb.cells[0]
+    first = nb.cells[1]
     assert first.cell_type == "markdown" and re.match(r"\(\S+\)=\s*\n# \S", first.source), \
         f"{path.name}: must start with a labelled title, `(label)=` then `# Title`"
     assert any(re.search(r"^\s*assert\b", c.source, re.M) for c in code_cells(nb)), \
@@ -112,6 +123,18 @@ def test_chapter_structure(path):
     if re.search(r"^\s*import torch|^\s*from torch", code, re.M):
         assert "set_num_threads(S.threads)" in code, \
             f"{path.name}: imports torch but does not call torch.set_num_threads(S.threads)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_math_macros_match_the_book_config(path):
+    """Jupyter and Colab don't read _config.yml: the first cell defines its macros, hidden in the book."""
+    tool = _strip_tool()
+    cell = read(path).cells[0]
+    assert cell.get("id") == tool.MACRO_CELL_ID and cell.cell_type == "markdown", \
+        f"{path.name}: the first cell must be the macro cell: run `make strip`"
+    assert cell.source == tool.macro_source(), f"{path.name}: macro cell differs from _config.yml: run `make strip`"
+    assert "remove-cell" in cell.metadata.get("tags", []), f"{path.name}: the macro cell must be tagged remove-cell"
+    assert "\\newcommand{\\lmax}{\\lambda_{\\max}}" in cell.source
 
 
 def test_cited_keys_exist():
