@@ -15,7 +15,8 @@ name                 architecture
 ``cnn-relu``         [conv3×3(width) → ReLU → maxpool2] × depth → linear(k)
 ``cnn-bn-relu``      [conv3×3(width) → ReLU → BN → maxpool2] × depth → linear(k)
                      (paper: width 32, depth 2)
-``deep-linear``      [linear(width)] × depth → linear(k); no nonlinearity
+``deep-linear``      [linear(width)] × depth → linear(k); no nonlinearity, no bias,
+                     Xavier-normal init as in the paper's code (option ``init``)
 ``transformer``      decoder-only, pre-norm; see :class:`Transformer`
 ``scalar``           f(x) = a·b·x with scalars a, b (two-layer width-one linear net)
 ``regression-tanh``  1 → width(100) → 1 tanh net of the paper's Chebyshev task
@@ -183,8 +184,18 @@ def _cnn(batch_norm: bool):
     return build
 
 
-def _deep_linear(input_shape, n_out, width=50, depth=20, bias=False):
-    return fully_connected(math.prod(input_shape), n_out, width=width, depth=depth, activation=None, bias=bias)
+def _deep_linear(input_shape, n_out, width=50, depth=20, bias=False, init="xavier"):
+    """Deep linear net; ``init="xavier"`` draws each W_l ~ N(0, 2/(fan_in + fan_out)) as the paper's code
+    does (``xavier_normal_``), which keeps the signal's scale through depth; ``"default"`` is PyTorch's
+    uniform init, which shrinks it by about √3 per layer (at depth 20 the net starts on a plateau)."""
+    if init not in ("xavier", "default"):
+        raise ValueError(f"unknown init {init!r}; valid: xavier, default")
+    net = fully_connected(math.prod(input_shape), n_out, width=width, depth=depth, activation=None, bias=bias)
+    if init == "xavier":
+        for layer in net:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_normal_(layer.weight)
+    return net
 
 
 def _transformer(input_shape, n_out, width=32, depth=2, heads=2):

@@ -75,3 +75,14 @@ def test_mse_is_half_sum_over_outputs_mean_over_examples():
     assert cross_entropy(seq, labels).item() == pytest.approx(
         torch.nn.functional.cross_entropy(seq.reshape(6, 4), labels.reshape(6)).item())
     assert accuracy(torch.eye(3), torch.tensor([0, 1, 0])) == pytest.approx(2 / 3)
+
+
+def test_deep_linear_xavier_init_keeps_the_signal_scale():
+    x = torch.randn(512, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    xavier = make_model("deep-linear", (50,), 50, width=50, depth=20, seed=0, dtype=torch.float64)
+    default = make_model("deep-linear", (50,), 50, width=50, depth=20, seed=0, dtype=torch.float64, init="default")
+    ratio = lambda m: (m(x).norm() / x.norm()).item()  # noqa: E731
+    assert 0.2 < ratio(xavier) < 5  # 21 layers of variance-preserving maps
+    assert ratio(default) < 3 ** -10 * 10  # PyTorch's default shrinks by about √3 per layer
+    with pytest.raises(ValueError, match="valid: xavier, default"):
+        make_model("deep-linear", (50,), 50, init="orthogonal")
