@@ -38,44 +38,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"eoslib: error: {message} (see --help)\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
+def _parsed(convert, valid, requirement: str, noun: str):
+    """An argparse ``type``: ``convert`` the text, then require ``valid(value)``; errors are one line."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1)")
-    return value
+_positive_float = _parsed(float, lambda v: v > 0 and math.isfinite(v), "must be a positive number", "a number")
+_positive_int = _parsed(int, lambda v: v >= 1, "must be a positive integer", "an integer")
+_nonnegative_int = _parsed(int, lambda v: v >= 0, "must be >= 0", "an integer")
+_unit_interval = _parsed(float, lambda v: 0 <= v < 1, "must lie in [0, 1)", "a number")
 
 
 def _lr_list(text: str) -> list[float]:

@@ -19,6 +19,30 @@ from eoslib import plot, quadratic
 DPI = 80  # resolution of live figures: lower than the book's, so that sliders stay responsive
 
 
+def _explorer(controls: dict, draw, describe):
+    """Wire ``controls`` (name → widget) to a figure and a status line, with ``observe``.
+
+    ``draw(values)`` returns a Figure and ``describe(values)`` a short HTML string, where
+    ``values`` maps each control's name to its value. Returns a ``VBox`` with attributes
+    ``controls`` and ``image``.
+    """
+    import ipywidgets as w
+
+    image, status = w.Image(format="png"), w.HTML()
+
+    def redraw(_change=None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        image.value = plot.to_png(draw(values), dpi=DPI)
+        status.value = describe(values)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    box = w.VBox([w.HBox([w.VBox(list(controls.values())), status]), image])
+    box.controls, box.image = controls, image
+    return box
+
+
 def gd_explorer(lr: float = 0.1, curvature: float = 15.0, method: str = "gd", beta: float = 0.9,
                 steps: int = 40):
     """Sliders for η, λ, β and a method menu driving :func:`eoslib.plot.plot_gd_explorer`.
@@ -44,22 +68,13 @@ def gd_explorer(lr: float = 0.1, curvature: float = 15.0, method: str = "gd", be
         "beta": w.FloatSlider(value=beta, min=0.0, max=0.99, step=0.01, description="momentum β",
                               style=style, layout=layout),
     }
-    image = w.Image(format="png")
-    status = w.HTML()
 
-    def redraw(_change=None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        image.value = plot.to_png(plot.plot_gd_explorer(steps=steps, **values), dpi=DPI)
+    def describe(values: dict) -> str:
         limit = quadratic.threshold(values["method"], values["lr"], values["beta"])
-        status.value = (f"threshold = {limit:.3g}, λ/threshold = {values['curvature'] / limit:.3f}"
-                        f" (2/η = {quadratic.gd_threshold(values['lr']):.3g})")
+        return (f"threshold = {limit:.3g}, λ/threshold = {values['curvature'] / limit:.3f}"
+                f" (2/η = {quadratic.gd_threshold(values['lr']):.3g})")
 
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    box = w.VBox([w.HBox([w.VBox(list(controls.values())), status]), image])
-    box.controls, box.image = controls, image
-    return box
+    return _explorer(controls, lambda values: plot.plot_gd_explorer(steps=steps, **values), describe)
 
 
 def scalar_net_explorer(lr: float = 0.1, a0: float = 4.6, b0: float = 0.2, steps: int = 200,
@@ -90,22 +105,13 @@ def scalar_net_explorer(lr: float = 0.1, a0: float = 4.6, b0: float = 0.2, steps
         "model": w.Dropdown(options=[("scalar net ½(ab−1)²", "scalar"), ("minimalist ¼(x²y²−1)²", "minimalist")],
                             value=model, description="loss", style=style, layout=layout),
     }
-    image = w.Image(format="png")
-    status = w.HTML()
 
-    def redraw(_change=None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        image.value = plot.to_png(plot.plot_scalar_explorer(steps=steps, **values))
+    def describe(values: dict) -> str:
         gfs = float(scalar_net.gfs_sharpness(values["a0"], values["b0"], values["model"]))
-        status.value = (f"2/η = {2 / values['lr']:.3g}, GFS sharpness at the start = {gfs:.3g}"
-                        f" ({'above' if gfs > 2 / values['lr'] else 'below'} 2/η)")
+        return (f"2/η = {2 / values['lr']:.3g}, GFS sharpness at the start = {gfs:.3g}"
+                f" ({'above' if gfs > 2 / values['lr'] else 'below'} 2/η)")
 
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    box = w.VBox([w.HBox([w.VBox(list(controls.values())), status]), image])
-    box.controls, box.image = controls, image
-    return box
+    return _explorer(controls, lambda values: plot.plot_scalar_explorer(steps=steps, **values), describe)
 
 
 #: Every explorer, by name (the headless stall test iterates over this).
