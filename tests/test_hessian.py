@@ -111,6 +111,9 @@ def test_batch_norm_uses_per_chunk_statistics():
     lam8 = sharpness(model, mse, x, y, chunk_size=8, tol=1e-12, max_iter=500)
     assert rel(lam8, torch.linalg.eigvalsh(H8)[-1]) <= 1e-8
     assert rel(lam8, sharpness(model, mse, x, y, tol=1e-12, max_iter=500)) > 1e-3  # a different loss
+    v = torch.randn(H8.shape[0], generator=torch.Generator().manual_seed(2), dtype=F64)
+    fwd = hvp_operator(model, mse, x, y, chunk_size=8, method="forward_over_reverse")
+    assert torch.allclose(fwd(v), H8 @ v, rtol=1e-10, atol=1e-12)
     model.eval()  # running statistics: chunking no longer matters
     assert rel(sharpness(model, mse, x, y, chunk_size=8, tol=1e-12, max_iter=500),
                sharpness(model, mse, x, y, tol=1e-12, max_iter=500)) <= 1e-8

@@ -78,7 +78,8 @@ def check_model(model: nn.Module) -> list[nn.Parameter]:
     params = trainable(model)
     if not params:
         raise ValueError("the model has no trainable parameters")
-    if not all(torch.isfinite(p).all() for p in params):
+    suspects = [p for p in params if not torch.isfinite(p.detach().sum())]  # a cheap first pass
+    if any(not torch.isfinite(p).all() for p in suspects):
         raise ValueError("the model's parameters contain NaN or inf")
     return params
 
@@ -121,6 +122,23 @@ def frozen_buffers(model: nn.Module) -> Iterator[None]:
         for b, copy in saved:  # through .data: no version bump, so graphs that saved b stay valid
             if not torch.equal(b, copy):
                 b.data.copy_(copy)
+
+
+@contextlib.contextmanager
+def batch_statistics_only(model: nn.Module) -> Iterator[None]:
+    """In train mode, let norm layers use batch statistics without updating running ones.
+
+    The loss is unchanged (train mode normalises with batch statistics either
+    way); torch.func transforms refuse the in-place running-statistics update.
+    """
+    layers = [m for m in model.modules() if m.training and getattr(m, "track_running_stats", False)]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
 
 
 class HVP:
@@ -212,7 +230,7 @@ class HVP:
             def chunk_loss(params, x=x, y=y, w=w):
                 return w * scalar_loss(self.loss_fn(functional_call(self.model, params, (x,)), y))
 
-            with frozen_buffers(self.model):
+            with frozen_buffers(self.model), batch_statistics_only(self.model):
                 _, hv = jvp(grad(chunk_loss), (primal,), (tangent,))
             total = hv if total is None else {n: total[n] + hv[n] for n in names}
         return [total[n] for n in names]
