@@ -53,7 +53,8 @@ def sharpness(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: 
         tol: relative tolerance; ``1e-3`` gives ≲1e-3 relative error.
         max_iter: maximum Hessian-vector products.
         v0: warm start, e.g. ``result.vectors[0]`` from the previous measurement
-            along a trajectory (typically halves the products needed).
+            along a trajectory (in the benchmark, every 10 GD steps: a median of
+            2 products instead of 16-28 cold).
         seed: seed of the random start vector.
         return_result: return the :class:`EigResult` (value, eigenvector,
             ``n_hvp``) instead of the float.
