@@ -7,9 +7,12 @@ One module, one job (see the README's architecture section):
 - :mod:`eoslib.models`    the networks of the paper, built deterministically from a seed
 - :mod:`eoslib.losses`    MSE in the paper's convention, cross-entropy, accuracy
 - :mod:`eoslib.optim`     GD, momentum, SGD, Adam and their stability thresholds
-- :mod:`eoslib.hessian`   Hessian-vector products, Lanczos, sharpness
+- :mod:`eoslib.hessian`   Hessian-vector products, Lanczos, sharpness (a subpackage)
 - :mod:`eoslib.quadratic` gradient descent on quadratics, in closed form
 - :mod:`eoslib.train`     tracked training runs
+- :mod:`eoslib.analysis`  edge-of-stability measurements of a run (crossing, median ratio, ...)
+- :mod:`eoslib.flow`      gradient-flow paths and time-aligned distances (chapter 3)
+- :mod:`eoslib.scalar_net` the two-layer scalar network, in closed form (chapter 8)
 - :mod:`eoslib.cache`     atomic, resumable result cache
 - :mod:`eoslib.plot`      figures (return a Figure, never call show)
 - :mod:`eoslib.widgets`   optional ipywidgets explorers
