@@ -7,6 +7,9 @@ checks, all on the *measured* values:
 
 * **crossing step** c: the first measured step t with λ_max(θ_t) ≥ threshold
   (:func:`crossing_step`; ``None`` if it never happens);
+* **return step** r, for runs that *start* above the threshold (then c = 0): the
+  first measured step at which λ_max is back at the threshold after having dropped
+  below it, e.g. after a catapult (:func:`return_step`);
 * **ratio after crossing**: the median over measured steps t ≥ c of
   λ_max(θ_t) / threshold (:func:`median_ratio_after`); 1 means "exactly at 2/η";
 * **loss increases** after c: the number of t ≥ c with L(θ_{t+1}) > L(θ_t)
@@ -54,6 +57,24 @@ def crossing_step(steps: Sequence[int], sharpness: Sequence[float], threshold: f
         if s >= threshold:
             return int(t)
     return None
+
+
+def return_step(steps: Sequence[int], sharpness: Sequence[float], threshold: float) -> tuple[int | None, int | None]:
+    """(b, r): the first measured step b with ``sharpness < threshold``, and the first measured step r > b
+    with ``sharpness ≥ threshold`` again; None where it does not happen.
+
+    For a run that starts above the threshold, r is where it comes back to the edge after its collapse.
+
+    >>> return_step([0, 10, 20, 30], [30.0, 9.0, 9.5, 10.1], 10.0)
+    (10, 30)
+    >>> return_step([0, 10, 20], [30.0, 9.0, 9.5], 10.0)
+    (10, None)
+    """
+    below = next((int(t) for t, s in zip(steps, sharpness) if s < threshold), None)
+    if below is None:
+        return None, None
+    later = [(t, s) for t, s in zip(steps, sharpness) if t > below]
+    return below, crossing_step([t for t, _ in later], [s for _, s in later], threshold)
 
 
 def median_ratio_after(steps: Sequence[int], sharpness: Sequence[float], threshold: float,

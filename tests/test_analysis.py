@@ -58,3 +58,13 @@ def test_gd_probe_on_a_quadratic():
     assert probe.threshold == pytest.approx(5.0)
     assert model.weight[0, 1].item() == pytest.approx((-0.6) ** 6)
     assert probe.loss[0] == pytest.approx(0.5 * (1.0 + 4.0))  # ½ wᵀHw with w = (1, 1)
+
+
+def test_return_step_finds_the_comeback_after_a_collapse():
+    from eoslib.analysis import return_step
+
+    steps = [0, 10, 20, 30, 40]
+    assert return_step(steps, [50.0, 40.0, 45.0, 51.0, 49.0], 50.0) == (10, 30)  # catapult, then back
+    assert return_step(steps, [50.0, 40.0, 45.0, 48.0, 49.0], 50.0) == (10, None)  # never back
+    assert return_step(steps, [5.0, 6.0, 50.0, 51.0, 49.0], 50.0) == (0, 20)  # starts below: the usual crossing
+    assert return_step(steps, [60.0, 55.0, 51.0, 50.0, 52.0], 50.0) == (None, None)  # never below
