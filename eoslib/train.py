@@ -35,6 +35,7 @@ import torch
 
 from . import __version__, cache, hessian
 from .data import Dataset, load_dataset
+from .hessian.hvp import trainable
 from .losses import accuracy, get_loss
 from .models import make_model
 from .optim import adam_preconditioner, make_optimizer, stability_threshold
@@ -208,8 +209,9 @@ def evaluate(model: torch.nn.Module, loss_fn, inputs, targets, chunk_size: int |
 
 
 def _flat_grad(model: torch.nn.Module) -> torch.Tensor:
+    """∇L as one flat vector over the *trainable* parameters, in the order eoslib.hessian uses."""
     return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                      for p in model.parameters()])
+                      for p in trainable(model)])
 
 
 # ---------------------------------------------------------------- the loop

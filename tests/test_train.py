@@ -176,3 +176,16 @@ def test_gd_reaches_the_edge_of_stability():
     assert 0.95 <= ratio <= 1.10, ratio
     assert loss[cross] / loss[-1] >= 10
     assert (np.diff(loss[cross:]) > 0).sum() >= 10
+
+
+def test_step_sharpness_uses_the_trainable_parameters_only():
+    """The gradient handed to the Hessian must live in the Hessian's space (trainable parameters)."""
+    from eoslib.train import _flat_grad, build
+
+    model, data, _ = build(TrainConfig(**{**SMALL.__dict__, "dtype": "float64"}))
+    model[1].weight.requires_grad_(False)  # freeze the first layer's weights
+    full_batch_gradient(model, mse, data.inputs, data.targets)
+    g = _flat_grad(model)
+    assert g.shape == hessian.flat_params(model).shape
+    curvature = hessian.directional_sharpness(model, mse, data.inputs, data.targets, g)
+    assert 0 < curvature <= hessian.sharpness(model, mse, data.inputs, data.targets, tol=1e-8) * (1 + 1e-6)
