@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eoslib.hessian import HVP, lanczos, sharpness  # noqa: E402
+from eoslib.hessian import HVP, lanczos, sharpness, top_eigenpairs  # noqa: E402
 
 TARGET = 1e-3  # relative accuracy every method must reach
 PEERS = {"pyhessian": "pyhessian", "hessian_eigenthings": "hessian-eigenthings"}
@@ -91,7 +91,7 @@ def gd(model, x, y, lr: float, steps: int, every: int = 0, tracked: list | None 
     v0 = None
     for step in range(steps):
         if every and step % every == 0:
-            r = sharpness(model, mse, x, y, v0=v0, return_result=True)
+            r = top_eigenpairs(model, mse, x, y, v0=v0)
             v0 = r.vectors[0]
             tracked.append(r)
         grads = torch.autograd.grad(mse(model(x), y), params)
@@ -311,7 +311,7 @@ def bench_net(name: str, n: int, steps: int, peers_ok: set[str], seed: int, repe
     for r in rows:
         r["ratio"] = r["sec"] / rows[0]["sec"]
     log(f"{name}: eoslib from other start vectors")
-    starts = [sharpness(model, mse, x, y, seed=s, return_result=True) for s in range(5)]
+    starts = [top_eigenpairs(model, mse, x, y, seed=s) for s in range(5)]
     spread = dict(n_hvp=[r.n_hvp for r in starts], err=max(abs(float(r.values[0]) - ref) / ref for r in starts))
     return dict(name=name, n=n, steps=steps, ref=ref, costs=costs, rows=rows, floor=floor, spread=spread)
 

@@ -78,7 +78,6 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive_int, default=d.steps, help="maximum steps (default %(default)s)")
     p.add_argument("--sharpness-every", type=_nonnegative_int, default=d.sharpness_every,
                    help="measure the sharpness every k steps, 0 = never (default %(default)s)")
-    p.add_argument("--top-k", type=_positive_int, default=d.top_k, help="eigenvalues per measurement (default 1)")
     p.add_argument("--metrics", default="", help=f"comma-separated extra metrics from: {', '.join(METRICS)}")
     p.add_argument("--width", type=_positive_int, default=None, help="model width (default: architecture's)")
     p.add_argument("--depth", type=_nonnegative_int, default=None, help="model depth (default: architecture's)")
@@ -112,7 +111,7 @@ def _config(args: argparse.Namespace, lr: float, dataset: str, device: str) -> T
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     return TrainConfig(model=args.model, dataset=dataset, n=args.n, loss=args.loss, opt=args.opt, lr=lr,
                        momentum=args.momentum, beta1=args.beta1, batch_size=args.batch_size, steps=args.steps,
-                       sharpness_every=args.sharpness_every, top_k=args.top_k, metrics=metrics, width=args.width,
+                       sharpness_every=args.sharpness_every, metrics=metrics, width=args.width,
                        depth=args.depth, seed=args.seed, dtype=args.dtype, device=device, chunk_size=args.chunk_size,
                        loss_goal=args.loss_goal, acc_goal=args.acc_goal)
 

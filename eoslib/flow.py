@@ -12,9 +12,11 @@ so GD follows the flow closely while ηλ_max ≪ 1, and it becomes unstable onc
 sizes we therefore index them by time τ, not by step.
 
 * :func:`record_path` -- a :func:`eoslib.train.train` run that also keeps the
-  flat parameters θ_t at every sharpness measurement (cached like a run);
-* :func:`distances` -- ‖θ_a(τ) − θ_b(τ)‖ at the times two paths share;
-* :func:`crossing_time` -- the first time the recorded sharpness reaches a level.
+  flat parameters θ_t at every sharpness measurement (cached like a run), as a
+  :class:`Trajectory`;
+* :func:`distances` -- ‖θ_a(τ) − θ_b(τ)‖ at the times two trajectories share;
+* :meth:`Trajectory.crossing_time` -- the first time the recorded sharpness
+  reaches a level (:func:`eoslib.analysis.crossing_step` on times).
 
 Reference: J. Cohen, S. Kaur, Y. Li, J. Z. Kolter, A. Talwalkar. Gradient
 Descent on Neural Networks Typically Occurs at the Edge of Stability. ICLR 2021.
@@ -24,18 +26,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path as FilePath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import cache
+from .analysis import crossing_step
 from .hessian import flat_params
 from .train import Run, TrainConfig, train
 
 
 @dataclass
-class Path:
+class Trajectory:
     """A recorded run: parameters at the sharpness-measurement steps."""
 
     run: Run  # the run (losses, sharpness, config); run.model is the final model
@@ -52,9 +55,13 @@ class Path:
         """(m,) sharpness λ_max at the records."""
         return np.asarray(self.run.sharpness)
 
+    def crossing_time(self, level: float) -> float | None:
+        """First recorded time τ = t·η at which the sharpness is ≥ ``level`` (None if never)."""
+        return crossing_step(self.times, self.sharpness, level)
 
-def record_path(config: TrainConfig, *, cache_dir: str | FilePath | None = None,
-                data_root: str | FilePath | None = None, download: bool = False) -> Path:
+
+def record_path(config: TrainConfig, *, cache_dir: str | Path | None = None,
+                data_root: str | Path | None = None, download: bool = False) -> Trajectory:
     """Train as ``config`` says, keeping θ_t at every sharpness measurement.
 
     The records are the steps ``0, k, 2k, …`` with ``k = config.sharpness_every``
@@ -63,27 +70,27 @@ def record_path(config: TrainConfig, *, cache_dir: str | FilePath | None = None,
     With ``cache_dir`` the result is stored under the run's key (plus a tag).
 
     Returns:
-        :class:`Path` with ``params`` of shape ``(m, P)`` in the config's dtype.
+        :class:`Trajectory` with ``params`` of shape ``(m, P)`` in the config's dtype.
     """
     if config.sharpness_every < 1:
         raise ValueError("record_path needs sharpness_every >= 1 (records are taken at the measurements)")
     file = None
     if cache_dir is not None:
-        file = FilePath(cache_dir) / f"{cache.run_key({**config.to_dict(), 'record': 'params'})}.path.pt"
+        file = Path(cache_dir) / f"{cache.run_key({**config.to_dict(), 'record': 'params'})}.path.pt"
         saved = cache.load_tensors(file)
         if saved is not None:
             run = Run.from_dict(saved["run"])
-            return Path(run, np.asarray(run.sharpness_steps), saved["params"])
+            return Trajectory(run, np.asarray(run.sharpness_steps), saved["params"])
     rows: list[torch.Tensor] = []
     run = train(config, data_root=data_root, download=download, progress=False,
                 callback=lambda t, model, run: rows.append(flat_params(model).clone()))
     params = torch.stack(rows)
     if file is not None:
         cache.save_tensors(file, {"run": run.to_dict(), "params": params})
-    return Path(run, np.asarray(run.sharpness_steps), params)
+    return Trajectory(run, np.asarray(run.sharpness_steps), params)
 
 
-def distances(a: Path, b: Path, *, relative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def distances(a: Trajectory, b: Trajectory, *, relative: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """‖θ_a(τ) − θ_b(τ)‖ at every time τ recorded by both paths.
 
     Args:
@@ -115,10 +122,4 @@ def distances(a: Path, b: Path, *, relative: bool = False) -> tuple[np.ndarray, 
     return np.asarray(times), np.asarray(dist)
 
 
-def crossing_time(path: Path, level: float) -> float:
-    """First recorded time τ = t·η at which the sharpness is ≥ ``level`` (``inf`` if never)."""
-    hit = np.flatnonzero(path.sharpness >= level)
-    return float(path.times[hit[0]]) if len(hit) else math.inf
-
-
-__all__ = ["Path", "record_path", "distances", "crossing_time"]
+__all__ = ["Trajectory", "record_path", "distances"]

@@ -472,7 +472,7 @@ def plot_spectrum_and_solvers(eigenvalues, hvps_lanczos, err_lanczos, hvps_power
 # ---- progressive sharpening and gradient flow (chapter 3)
 
 def plot_sharpening(paths, labels, *, title: str | None = None) -> Figure:
-    """Train loss and sharpness against time τ = t·η for recorded runs (:class:`eoslib.flow.Path`-like).
+    """Train loss and sharpness against time τ = t·η for recorded runs (:class:`eoslib.flow.Trajectory`).
 
     Each entry needs ``run.train_loss``, ``run.config.lr``, ``times`` and ``sharpness``.
     """

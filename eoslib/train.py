@@ -25,11 +25,13 @@ Occurs at the Edge of Stability*, ICLR 2021.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -42,7 +44,7 @@ from .optim import adam_preconditioner, make_optimizer, stability_threshold
 
 METRICS = ("step_sharpness", "batch_sharpness", "preconditioned_sharpness")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-Options = tuple[tuple[str, Any], ...]
+Options = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,17 +64,13 @@ class TrainConfig:
     steps: int = 1000  # maximum number of optimizer steps
     sharpness_every: int = 10  # measure the sharpness every k steps; 0 = never
     sharpness_n: int | None = None  # examples used for the sharpness; None = all n
-    top_k: int = 1  # eigenvalues recorded at each measurement
     sharpness_tol: float = 1e-3  # relative tolerance of Lanczos
     metrics: tuple[str, ...] = ()  # extra measurements, from METRICS
-    test_every: int = 0  # evaluate the test split every k steps; 0 = never
-    n_test: int | None = None  # test examples; None = the whole test split
     width: int | None = None  # model width (None: the architecture's default)
     depth: int | None = None  # model depth (None: the architecture's default)
-    model_options: Options = ()  # further make_model options, as (name, value) pairs
-    data_options: Options = ()  # further load_dataset options, as (name, value) pairs
+    model_options: Options = field(default_factory=dict)  # further make_model options, e.g. {"heads": 2}
+    data_options: Options = field(default_factory=dict)  # further load_dataset options, e.g. {"dim": 50}
     seed: int = 0  # seed of the initialisation and of SGD's minibatches
-    data_seed: int = 0  # seed of synthetic data
     dtype: str = "float32"  # "float32" or "float64"
     device: str = "cpu"  # "cpu" or "cuda"
     chunk_size: int | None = None  # examples per physical batch; None = all at once
@@ -81,14 +79,15 @@ class TrainConfig:
     max_loss: float = 1e4  # a loss above this (or not finite) counts as divergence
 
     def __post_init__(self):
+        for name in ("model_options", "data_options"):  # a read-only copy: the config stays frozen
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"lr={self.lr} must be a positive number")
         for name in ("n", "steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
-        for name in ("sharpness_every", "test_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.sharpness_every < 0:
+            raise ValueError(f"sharpness_every={self.sharpness_every} must be >= 0")
         if self.batch_size is not None and not 1 <= self.batch_size <= self.n:
             raise ValueError(f"batch_size={self.batch_size} must lie in 1..n={self.n}")
         if self.dtype not in DTYPES:
@@ -105,19 +104,20 @@ class TrainConfig:
         """The optimizer's stability threshold (2/η for GD)."""
         return stability_threshold(self.opt, self.lr, self.momentum, self.beta1)
 
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["metrics"] = list(self.metrics)
-        d["model_options"] = [list(p) for p in self.model_options]
-        d["data_options"] = [list(p) for p in self.data_options]
+        d["model_options"] = dict(sorted(self.model_options.items()))
+        d["data_options"] = dict(sorted(self.data_options.items()))
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         d = dict(d)
         d["metrics"] = tuple(d.get("metrics", ()))
-        d["model_options"] = tuple(tuple(p) for p in d.get("model_options", ()))
-        d["data_options"] = tuple(tuple(p) for p in d.get("data_options", ()))
         return cls(**d)
 
 
@@ -131,12 +131,8 @@ class Run:
     train_acc: list[float] = field(default_factory=list)  # accuracy at θ_t (classification)
     sharpness_steps: list[int] = field(default_factory=list)  # steps t of the measurements
     sharpness: list[float] = field(default_factory=list)  # λ_max(∇²L(θ_t)) at those steps
-    top_eigs: list[list[float]] = field(default_factory=list)  # top-k eigenvalues (top_k > 1)
     hvps: list[int] = field(default_factory=list)  # Hessian-vector products per measurement
     extras: dict[str, list[float]] = field(default_factory=dict)  # metrics, aligned with sharpness_steps
-    test_steps: list[int] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
     threshold: float = float("nan")  # the optimizer's stability threshold
     wall_seconds: float = 0.0
     dataset: str = ""  # description of the data that ran
@@ -157,16 +153,13 @@ class Run:
 # ---------------------------------------------------------------- pieces
 
 def build(config: TrainConfig, *, data_root: str | Path | None = None, download: bool = False):
-    """The model, training set and (if ``test_every``) test set that ``config`` describes."""
+    """The model and training set that ``config`` describes: ``(model, data)``."""
     dtype = DTYPES[config.dtype]
-    opts = dict(config.data_options)
-    kw = dict(loss=config.loss, seed=config.data_seed, root=data_root, download=download, dtype=dtype,
-              device=config.device, **opts)
-    data = load_dataset(config.dataset, config.n, **kw)
-    test = load_dataset(config.dataset, config.n_test, split="test", **kw) if config.test_every else None
+    data = load_dataset(config.dataset, config.n, loss=config.loss, root=data_root, download=download, dtype=dtype,
+                        device=config.device, **config.data_options)
     model = make_model(config.model, data.input_shape, data.n_out, seed=config.seed, dtype=dtype,
-                       device=config.device, width=config.width, depth=config.depth, **dict(config.model_options))
-    return model, data, test
+                       device=config.device, width=config.width, depth=config.depth, **config.model_options)
+    return model, data
 
 
 def _chunks(n: int, size: int | None):
@@ -237,7 +230,7 @@ def train(config: TrainConfig, *, cache_dir: str | Path | None = None, data_root
     """
     if callback is not None and cache_dir is not None:
         raise ValueError("a callback's measurements cannot be cached; pass cache_dir=None")
-    model, data, test = build(config, data_root=data_root, download=download)
+    model, data = build(config, data_root=data_root, download=download)
     loss_fn = get_loss(config.loss)
     paths = None
     if cache_dir is not None:
@@ -299,11 +292,6 @@ def train(config: TrainConfig, *, cache_dir: str | Path | None = None, data_root
                     callback(t, model, run)
                 bar.set_postfix(loss=f"{loss:.4g}", sharpness=f"{run.sharpness[-1]:.4g}",
                                 threshold=f"{run.threshold:.4g}", refresh=False)
-            if config.test_every and t % config.test_every == 0:
-                tl, ta = evaluate(model, loss_fn, test.inputs, test.targets, config.chunk_size)
-                run.test_steps.append(t)
-                run.test_loss.append(tl)
-                run.test_acc.append(ta if ta is not None else float("nan"))
             optimizer.step()
             bar.update(1)
     finally:
@@ -321,13 +309,11 @@ def train(config: TrainConfig, *, cache_dir: str | Path | None = None, data_root
 def _measure(model, loss_fn, optimizer, xs, ys, config: TrainConfig, run: Run, t: int, v0, data: Dataset):
     """Sharpness (and metrics) at θ_t; returns the new warm-start vector."""
     grad = _flat_grad(model) if "step_sharpness" in config.metrics else None
-    res = hessian.top_eigenpairs(model, loss_fn, xs, ys, config.top_k, chunk_size=config.chunk_size,
+    res = hessian.top_eigenpairs(model, loss_fn, xs, ys, 1, chunk_size=config.chunk_size,
                                  tol=config.sharpness_tol, v0=v0, seed=config.seed + t)
     run.sharpness_steps.append(t)
     run.sharpness.append(float(res.values[0]))
     run.hvps.append(int(res.n_hvp))
-    if config.top_k > 1:
-        run.top_eigs.append([float(v) for v in res.values])
     extra: dict[str, float] = {}
     if grad is not None:
         extra["step_sharpness"] = hessian.directional_sharpness(model, loss_fn, xs, ys, grad,

@@ -68,3 +68,59 @@ def test_return_step_finds_the_comeback_after_a_collapse():
     assert return_step(steps, [50.0, 40.0, 45.0, 48.0, 49.0], 50.0) == (10, None)  # never back
     assert return_step(steps, [5.0, 6.0, 50.0, 51.0, 49.0], 50.0) == (0, 20)  # starts below: the usual crossing
     assert return_step(steps, [60.0, 55.0, 51.0, 50.0, 52.0], 50.0) == (None, None)  # never below
+
+
+def _quadratic_model(eigenvalues, n_out=1):
+    """A bias-free linear model whose MSE loss ½‖Wx‖²/n on the rows of √(n·diag(λ)) has Hessian diag(λ)."""
+    lam = torch.tensor(eigenvalues, dtype=torch.float64)
+    d = len(eigenvalues)
+    x = torch.diag((d * lam).sqrt())  # n = d examples: (1/n) XᵀX = diag(λ)
+    model = nn.Linear(d, n_out, bias=False).double()
+    return model, x, torch.zeros(d, n_out, dtype=torch.float64)
+
+
+def test_two_step_view_on_a_hand_computed_two_cycle():
+    """L = ½θᵀAθ with A = diag(2/η, 1): θ_0 = e_1 is an exact 2-cycle (θ_1 = −e_1).
+
+    By hand: the curvature along the step is ⟨A(θ_1 − θ_0), θ_1 − θ_0⟩/‖θ_1 − θ_0‖² = 2/η,
+    and M = (I − ηA)² = diag(1, (1 − η)²) has spectral radius exactly 1.
+    """
+    lr = 0.4
+    model, x, y = _quadratic_model([2 / lr, 1.0, 0.3, 0.1, 0.05])
+    theta0 = torch.zeros(5, dtype=torch.float64)
+    theta0[0] = 1.0
+    with torch.no_grad():
+        model.weight.copy_(theta0[None])
+    probe = analysis.gd_probe(model, mse, x, y, lr=lr, steps=4, tol=1e-10, keep_params=True)
+    assert torch.allclose(probe.params[1], -theta0) and torch.allclose(probe.params[2], theta0)
+    assert probe.step_curvature == pytest.approx([2 / lr] * 3, rel=1e-12)
+    assert probe.sign_flips() == 1.0
+    assert np.allclose(probe.cosines(), 1.0)
+    rho = analysis.two_step_radius(model, mse, x, y, lr, probe.params[0], probe.params[1], tol=1e-10)
+    assert rho == pytest.approx(1.0, abs=1e-8)
+
+
+def test_two_step_radius_matches_the_dense_product():
+    """Two different Hessians (two models): ρ((I − ηH_1)(I − ηH_0)) against numpy on the dense matrices."""
+    torch.manual_seed(0)
+    lr = 0.5
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x, y = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 2, dtype=torch.float64)
+    from eoslib import hessian
+
+    theta0 = hessian.flat_params(model).clone()
+    theta1 = theta0 + 0.3 * torch.randn_like(theta0)
+    dense = []
+    for theta in (theta0, theta1):
+        analysis._set_params(model, theta)
+        dense.append(hessian.dense_hessian(model, mse, x, y).numpy())
+    eye = np.eye(len(theta0))
+    expected = np.abs(np.linalg.eigvals((eye - lr * dense[1]) @ (eye - lr * dense[0]))).max()
+    got = analysis.two_step_radius(model, mse, x, y, lr, theta0, theta1, tol=1e-12)
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+def test_step_curvature_rejects_a_zero_step():
+    t = torch.ones(3)
+    with pytest.raises(ValueError, match="coincide"):
+        analysis.step_curvature(t, t, t, t)

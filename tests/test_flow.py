@@ -59,14 +59,14 @@ def test_distances_align_by_time_and_euler_is_first_order():
     _, rel = flow.distances(p1, p2, relative=True)
     assert rel[0] == 0.0 and np.all(rel[1:] < 0.1)
     with pytest.raises(ValueError, match="share no recorded time"):
-        flow.distances(p1, flow.Path(p2.run, p2.steps + 1, p2.params))
+        flow.distances(p1, flow.Trajectory(p2.run, p2.steps + 1, p2.params))
 
 
 def test_crossing_time():
     p = flow.record_path(TrainConfig(lr=0.3, **CFG))
     s = p.sharpness
-    assert flow.crossing_time(p, float(s[0])) == 0.0
-    assert flow.crossing_time(p, float(s.max()) + 1.0) == math.inf
+    assert p.crossing_time(float(s[0])) == 0.0
+    assert p.crossing_time(float(s.max()) + 1.0) is None
 
 
 def test_record_path_needs_measurements():

@@ -25,7 +25,7 @@ def test_full_batch_gradient_ignores_the_chunk_size():
     config = TrainConfig(**{**SMALL.__dict__, "dtype": "float64"})
     from eoslib.train import build
 
-    model, data, _ = build(config)
+    model, data = build(config)
     grads = []
     for chunk in (None, 64, 7):
         loss, acc = full_batch_gradient(model, mse, data.inputs, data.targets, chunk)
@@ -60,7 +60,7 @@ def test_sharpness_record_matches_a_fresh_measurement():
     at10 = train(config, progress=False).model  # θ_10
     from eoslib.train import build
 
-    _, data, _ = build(config)
+    _, data = build(config)
     fresh = hessian.sharpness(at10, mse, data.inputs, data.targets, tol=1e-10)
     assert run.sharpness[1] == pytest.approx(fresh, rel=1e-3)  # the engine's 1e-3 tolerance
 
@@ -182,7 +182,7 @@ def test_step_sharpness_uses_the_trainable_parameters_only():
     """The gradient handed to the Hessian must live in the Hessian's space (trainable parameters)."""
     from eoslib.train import _flat_grad, build
 
-    model, data, _ = build(TrainConfig(**{**SMALL.__dict__, "dtype": "float64"}))
+    model, data = build(TrainConfig(**{**SMALL.__dict__, "dtype": "float64"}))
     model[1].weight.requires_grad_(False)  # freeze the first layer's weights
     full_batch_gradient(model, mse, data.inputs, data.targets)
     g = _flat_grad(model)

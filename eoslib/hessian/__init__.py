@@ -13,7 +13,7 @@ Three small modules, read in this order:
 
 >>> from eoslib.hessian import sharpness
 >>> # lam = sharpness(model, loss_fn, X, Y)                           # cold start
->>> # r = sharpness(model, loss_fn, X, Y, v0=r.vectors[0], return_result=True)  # tracking
+>>> # r = top_eigenpairs(model, loss_fn, X, Y, v0=r.vectors[0])          # tracking, warm start
 
 Reference: J. Cohen, S. Kaur, Y. Li, J. Z. Kolter, A. Talwalkar. Gradient Descent
 on Neural Networks Typically Occurs at the Edge of Stability. ICLR 2021.
@@ -21,9 +21,9 @@ on Neural Networks Typically Occurs at the Edge of Stability. ICLR 2021.
 
 from .eig import EigResult, lanczos, power_iteration
 from .hvp import HVP, dense_hessian, flat_params, hvp_operator, unflatten
-from .measures import (batch_sharpness, directional_sharpness, preconditioned_sharpness, sharpness,
-                       top_eigenpairs)
+from .measures import (batch_curvatures, batch_sharpness, directional_sharpness, preconditioned_sharpness,
+                       sharpness, sharpness_gradient, top_eigenpairs)
 
-__all__ = ["EigResult", "HVP", "batch_sharpness", "dense_hessian", "directional_sharpness", "flat_params",
+__all__ = ["EigResult", "HVP", "batch_curvatures", "batch_sharpness", "sharpness_gradient", "dense_hessian", "directional_sharpness", "flat_params",
            "hvp_operator", "lanczos", "power_iteration", "preconditioned_sharpness", "sharpness",
            "top_eigenpairs", "unflatten"]

@@ -216,10 +216,10 @@ def lanczos(
         betas.append(beta)
     m = len(alphas)
     values = top
-    coeffs = S[:, -k:].flip(1).to(dtype)  # (m, k) Ritz coefficients
+    coeffs = S[:, -k:].flip(1).to(device=device, dtype=dtype)  # (m, k) Ritz coefficients (T_m lives on the CPU)
     vectors = coeffs.T @ Q[:m]
     vectors = vectors / vectors.norm(dim=1, keepdim=True)
-    return EigResult(values.to(dtype), vectors, m, converged)
+    return EigResult(values.to(device=device, dtype=dtype), vectors, m, converged)
 
 
 def power_iteration(
