@@ -10,6 +10,9 @@
   content; a file that fails it is reported (a ``UserWarning``), moved aside to
   ``*.corrupt`` and treated as missing, so the run is recomputed.
 * **No pickle.** Checkpoints are loaded with ``torch.load(weights_only=True)``.
+* **Strict JSON.** :func:`to_json` writes what any JSON parser reads: non-finite
+  floats (NaN, ±inf) become ``null``, never the ``NaN``/``Infinity`` tokens that
+  Python's ``json`` emits by default.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -37,6 +41,32 @@ def code_fingerprint() -> str:
         h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf), at any depth, replaced by ``None``.
+
+    >>> finite_or_none({"loss": [1.0, float("inf")], "ratio": float("nan"), "n": 3})
+    {'loss': [1.0, None], 'ratio': None, 'n': 3}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, **kwargs) -> str:
+    """Strict JSON text of ``obj``: non-finite floats become ``null`` (:func:`finite_or_none`).
+
+    ``kwargs`` go to :func:`json.dumps` (e.g. ``indent``, ``sort_keys``).
+
+    >>> to_json({"threshold": float("inf")})
+    '{"threshold": null}'
+    """
+    return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
 
 
 def run_key(config: dict[str, Any]) -> str:
