@@ -49,7 +49,10 @@ class Claim:
 
     @property
     def margin(self) -> float:
-        """Relative distance to the nearest bound (negative when violated); inf with no bound."""
+        """Distance to the nearest bound, relative to it (negative when violated); inf with no bound.
+
+        Against a bound of 0 the distance is absolute (see :meth:`margin_text`).
+        """
         if not self.measured:
             return -math.inf
         gaps = []
@@ -58,6 +61,12 @@ class Claim:
         if self.high is not None:
             gaps.append((self.high - self.value) / (abs(self.high) or 1.0))
         return min(gaps, default=math.inf)
+
+    def margin_text(self) -> str:
+        """The margin as printed: a percentage, or an absolute distance against a bound of 0."""
+        bounds = [b for b in (self.low, self.high) if b is not None]
+        nearest = min(bounds, key=lambda b: abs(self.value - b))
+        return f"margin {self.margin:.3g} (absolute)" if nearest == 0 else f"margin {self.margin:.1%}"
 
     def criterion(self) -> str:
         if self.low is not None and self.high is not None:
@@ -69,9 +78,12 @@ class Claim:
     def __str__(self) -> str:
         value = f"{self.value:.4g}" if self.measured else "not measured"
         mark = "✓" if self.holds else "✗"
-        margin = f"margin {self.margin:.1%}" if self.measured else ""
+        margin = self.margin_text() if self.measured else ""
         line = f"{mark} {self.name} = {value}   criterion {self.criterion()}   {margin}".rstrip()
         return textwrap.fill(line, WIDTH, subsequent_indent="    ", break_long_words=False)
+
+    def _ipython_display_(self) -> None:
+        """A cell ending in ``check(...)`` shows the printed line only, not the object again."""
 
 
 def check(name: str, value, *, low: float | None = None, high: float | None = None) -> Claim:

@@ -34,6 +34,8 @@ def test_bounds_are_required_and_lines_fit_the_code_column(capsys):
     check("a very long description of a measured quantity " * 3, 0.5, low=0.1, high=0.9)
     assert all(len(line) <= WIDTH for line in capsys.readouterr().out.splitlines())
     assert Claim("x", 2.0, 1.0, None).margin == 1.0 and Claim("x", 0.0, 0.0, None).margin == 0.0
+    assert Claim("gap", 0.276, 0.0, None).margin_text() == "margin 0.276 (absolute)"
+    assert Claim("r", 0.9, 1.0, None).margin_text() == "margin -10.0%"
 
 
 def test_glue_returns_the_formatted_text():
