@@ -4,13 +4,38 @@ nbval runs one test item per notebook cell; the table below adds up the setup, c
 and teardown time of a notebook's items (the kernel starts in the first item's setup),
 so each chapter's execution time is visible in every CI log next to its budget.
 Tests report extra lines with ``record_property("summary", "...")``.
+
+Tests that import torchvision (the optional ``cifar`` extra) skip where it is not installed,
+e.g. in a Colab-like environment with only ``pip install eos-book``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 from collections import defaultdict
 
+import pytest
+
 NOTEBOOK_BUDGET_S = 120.0  # each chapter executes in at most this many seconds
+
+
+OPTIONAL_MODULES = ("torchvision",)  # extras: tests that import them skip without them
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [m for m in OPTIONAL_MODULES if importlib.util.find_spec(m) is None]
+    for item in items:
+        function = getattr(item, "function", None)
+        if not missing or function is None:
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        for module in missing:
+            if f"import {module}" in source or f"importorskip(\"{module}\")" in source:
+                item.add_marker(pytest.mark.skip(reason=f"needs {module} (pip install 'eos-book[cifar]')"))
 
 
 def _reports(terminalreporter):
