@@ -422,16 +422,18 @@ class Converter:
     # notebooks
     def notebook(self, page: str, number: int | None, student: bool, install: str) -> nbformat.NotebookNode:
         self.page, self.number, self.cited = page, number, []
+        strip = _strip_tool()
         src = nbformat.read(self.index.root / f"{page}.ipynb", as_version=4)
         out = nbformat.v4.new_notebook(metadata={"kernelspec": src.metadata.get("kernelspec", {
             "name": "python3", "display_name": "Python 3", "language": "python"}),
             "language_info": {"name": "python"}, "colab": {"provenance": [], "toc_visible": True}})
         solution: list[str] | None = None
-        exercise = ""
+        exercise, seen_code = "", False
         for i, cell in enumerate(src.cells):
             tags = cell.metadata.get("tags", [])
             if cell.cell_type == "code":
-                if cell.get("id") == _strip_tool().INSTALL_CELL_ID:
+                first_code, seen_code = not seen_code, True
+                if cell.get("id") == strip.INSTALL_CELL_ID or first_code and strip._is_install_cell(cell):
                     new = nbformat.v4.new_code_cell(install)
                 elif solution is not None:
                     solution.append(f"```python\n{cell.source.strip()}\n```")
@@ -449,8 +451,8 @@ class Converter:
                 continue
             if "remove-cell" in tags and i > 0:
                 continue
-            if i == 0:  # the math-macro cell, kept as it is
-                new = nbformat.v4.new_markdown_cell(cell.source)
+            if i == 0:  # the math-macro cell, generated from _config.yml (as `make strip` does)
+                new = nbformat.v4.new_markdown_cell(strip.macro_source())
                 new.id = cell.get("id", new.id)
                 out.cells.append(new)
                 continue
