@@ -38,6 +38,18 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"needs {module} (pip install 'eos-book[cifar]')"))
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (tests/test_browser.py, tests/test_make_notebooks.py)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from test_browser import CHROMIUM_FLAGS, chromium_path
+
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
 def _reports(terminalreporter):
     for reports in terminalreporter.stats.values():
         for report in reports:

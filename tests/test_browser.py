@@ -8,8 +8,10 @@ other request off this machine is refused, so no test needs the internet. Checke
 
 - it loads without console errors or uncaught exceptions;
 - MathJax reports no errors and leaves no raw ``$…$`` or book macro (``\\lmax``...) in the text;
-- every image loads; every figure of a cell output is at least ``MIN_FIGURE_PX`` wide at 1280 px;
-- no cell output shows a traceback, an exception, stderr or a machine path;
+- every image loads; every figure of a cell output is at least ``MIN_FIGURE_PX`` wide at 1280 px
+  and has alt text (not its file name);
+- no cell output shows a traceback, an exception, stderr or a machine path, or a line longer
+  than 88 characters (the code column);
 - nothing overflows horizontally: the page, displayed equations, and (at 1280 px) outputs;
 - Colab links open the generated notebooks (which exist), solutions start collapsed.
 
@@ -82,15 +84,6 @@ def site():
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
-
-
-@pytest.fixture(scope="session")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 def _route(site: str, refused: list):
@@ -220,6 +213,15 @@ def test_images_load_and_figures_are_large_enough(audits, page, width):
     if width == 1280:
         small = [(i["src"][-40:], i["shown"]) for i in r["imgs"] if i["output"] and i["shown"] < MIN_FIGURE_PX]
         assert not small, f"figures narrower than {MIN_FIGURE_PX} px at 1280 px: {small}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_have_alt_text(audits, page):
+    """A figure's alt text says what it shows (myst-nb's default is the image's file name)."""
+    r = loaded(audits, page, 1280)
+    missing = [i["src"][-30:] for i in r["imgs"] if i["output"]
+               and (not i["alt"].strip() or re.fullmatch(r"[\w./-]+\.(png|svg|jpe?g)", i["alt"].strip()))]
+    assert not missing, f"{len(missing)} figures without alt text (their alt is a file name): {missing[:3]}"
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -187,25 +187,23 @@ def test_numbers_match_the_web_book():
 
 @pytest.mark.browser
 @pytest.mark.parametrize("folder", ["chapters", "student"])
-def test_generated_notebook_renders_in_a_browser(folder, tmp_path):
+def test_generated_notebook_renders_in_a_browser(folder, tmp_path, browser):
     """The generated chapter 4, rendered as Jupyter renders Markdown, in headless Chromium."""
     _built()
     import render_notebook
     import test_browser
 
-    playwright = pytest.importorskip("playwright.sync_api")
     name = "04_edge_of_stability.ipynb"
     page_html = tmp_path / "nb.html"
     page_html.write_text(render_notebook.render(HTML / "notebooks" / folder / name), encoding="utf-8")
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=test_browser.chromium_path(), args=test_browser.CHROMIUM_FLAGS)
-        tab = browser.new_page(viewport={"width": 1000, "height": 900})
-        refused = []
-        tab.route("**/*", test_browser._route(page_html.as_uri().rsplit("/", 1)[0], refused))
-        tab.goto(page_html.as_uri(), wait_until="load")
-        r = tab.evaluate("""async () => { await MathJax.startup.promise;
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    tab = context.new_page()
+    refused = []
+    tab.route("**/*", test_browser._route(page_html.as_uri().rsplit("/", 1)[0], refused))
+    tab.goto(page_html.as_uri(), wait_until="load")
+    r = tab.evaluate("""async () => { await MathJax.startup.promise;
             const clone = document.body.cloneNode(true);
             clone.querySelectorAll('mjx-container, pre, code').forEach(e => e.remove());
             return {errors: document.querySelectorAll('mjx-merror').length,
@@ -213,8 +211,8 @@ def test_generated_notebook_renders_in_a_browser(folder, tmp_path):
                     open: [...document.querySelectorAll('details')].filter(d => d.open).length,
                     details: document.querySelectorAll('details').length,
                     text: clone.innerText}; }""")
-        tab.screenshot(path=str(shots / f"notebook-{folder}-04.png"), full_page=False)
-        browser.close()
+    tab.screenshot(path=str(shots / f"notebook-{folder}-04.png"), full_page=False)
+    context.close()
     assert r["errors"] == 0 and r["math"] > 50, r["errors"]
     assert not refused, refused
     assert r["open"] == 0 and (r["details"] > 0) == (folder == "chapters")

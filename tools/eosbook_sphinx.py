@@ -81,7 +81,8 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     been declared', an uncaught error in every page's console)."""
     seen, kept = set(), []
     for js in context.get("script_files", []):
-        key = (str(js), tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        key = (getattr(js, "filename", None) or "",  # None and "" both mean an inline script
+               tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
             kept.append(js)
@@ -92,9 +93,9 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 def light_mode(app, config) -> None:
     """A defined colour mode: without one, pydata-sphinx-theme logs 'Got invalid theme mode' as an
     error in every page's console (the figures are drawn for a light background)."""
-    options = dict(config.html_theme_options or {})
-    options.setdefault("default_mode", "light")
-    config.html_theme_options = options
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "light")  # pydata-sphinx-theme reads it from html_context
+    config.html_context = context
 
 
 # --- 3. claim checks -------------------------------------------------------------------------------
