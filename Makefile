@@ -107,7 +107,8 @@ $(BROWSER_STAMP): $(STAMP)
 	@if ! command -v chromium >/dev/null; then \
 	  if grep -qi ubuntu /etc/os-release 2>/dev/null; then $(PY) -m playwright install --with-deps chromium; \
 	  else $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
-	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; fi; fi
+	       DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; \
+	  fi; fi
 	mkdir -p $(BROWSER_DIR)
 	npm install --prefix $(BROWSER_DIR) --no-save --no-audit --no-fund mathjax@$(MATHJAX_VERSION)
 	touch $@
