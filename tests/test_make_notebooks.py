@@ -120,6 +120,23 @@ def test_unknown_constructs_fail_loudly(tmp_path):
         "`{cite}` is a role; (Cohen et al., 2021)"
 
 
+def test_glue_values_come_from_the_executed_notebooks(tmp_path):
+    """myst-nb stores glue(..., display=False) under a MIME prefix named in the output's metadata."""
+    executed = tmp_path / "_build" / "jupyter_execute" / "chapters"
+    executed.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("glue('ch4-cross', ...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "240"},
+                                           metadata={"scrapbook": {"name": "ch4-cross",
+                                                                   "mime_prefix": "application/papermill.record/"}})]
+    nb.cells = [cell]
+    nbformat.write(nb, executed / "04_x.ipynb")
+    assert make_notebooks.glue_values(tmp_path) == {"ch4-cross": "240"}
+    conv = make_notebooks.Converter(make_notebooks.Index(), ROOT / "references.bib", {"ch4-cross": "240"})
+    assert conv.roles("crosses at step {glue:}`ch4-cross`") == "crosses at step 240"
+    assert "computed when the notebook runs" in conv.roles("{glue:text}`ch9-missing`")
+
+
 def test_gpu_check_runs_a_notebook_as_a_script(tmp_path):
     nb = nbformat.v4.new_notebook()
     install = nbformat.v4.new_code_cell("raise SystemExit('the install cell must be skipped')")

@@ -176,3 +176,12 @@ def test_cited_keys_exist():
     cited = {k.strip() for s in sources for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", s)
              for k in group.split(",")}
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_every_exercise_is_rated_for_instructors():
+    """chapters/instructors/exercises.md gives time and difficulty of every exercise in the toc."""
+    table = (ROOT / "chapters" / "instructors" / "exercises.md").read_text()
+    rated = set(re.findall(r"^\| \{ref\}`([^`]+)`", table, re.M))
+    labels = {m for p in NOTEBOOKS if f"chapters/{p.stem}" in toc_files()
+              for m in re.findall(r"\{exercise\}[^\n]*\n:label: (\S+)", markdown(read(p)))}
+    assert labels <= rated, f"add rows to chapters/instructors/exercises.md for {sorted(labels - rated)}"

@@ -544,14 +544,19 @@ def plain(markdown_text: str) -> str:
 
 
 def glue_values(root: Path = ROOT) -> dict[str, str]:
-    """``glue`` values (text/plain) stored in the executed notebooks of the last book build."""
+    """``glue`` values (their text/plain) stored in the executed notebooks of the last book build.
+
+    myst-nb's ``glue(name, value, display=False)`` writes a display output whose metadata
+    ``scrapbook`` names it, with its MIME keys prefixed by ``scrapbook.mime_prefix``.
+    """
     values = {}
     for path in sorted((root / "_build" / "jupyter_execute").rglob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for output in cell.get("outputs", []):
-                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-                if name and "text/plain" in output.get("data", {}):
-                    values[name] = output["data"]["text/plain"].strip("'\"")
+                scrapbook = output.get("metadata", {}).get("scrapbook", {})
+                text = output.get("data", {}).get(scrapbook.get("mime_prefix", "") + "text/plain")
+                if scrapbook.get("name") and text is not None:
+                    values[scrapbook["name"]] = text.strip("'\"")
     return values
 
 

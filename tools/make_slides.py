@@ -54,11 +54,17 @@ def parts(root: Path = ROOT) -> list[tuple[str, list[tuple[str, int | None]]]]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     numbers = dict(make_notebooks.toc_pages(root))
     found = []
+    caption = ""
     for part in toc.get("parts", []):
         chapters = [(c["file"], numbers.get(c["file"])) for c in part.get("chapters", [])
                     if "file" in c and (root / f"{c['file']}.ipynb").exists()]
+        if part.get("caption"):
+            caption = part["caption"]
+        elif found and found[-1][0] == caption:  # a part without caption continues the one above
+            found[-1][1].extend(chapters)
+            continue
         if chapters:
-            found.append((part.get("caption", ""), chapters))
+            found.append((caption, chapters))
     return found
 
 
