@@ -75,7 +75,7 @@ if importlib.util.find_spec("eoslib") is None:
     print("Installing eoslib from", _req.split(" @ ")[1], "(about a minute) ...")
     _run = subprocess.run(_cmd, capture_output=True, text=True)
     if _run.returncode != 0:
-        _why = (_run.stderr.strip().splitlines() or ["pip failed"])[-1]
+        _why = (_run.stderr.strip().splitlines() or ["pip failed"])[-1][:200]
         raise SystemExit(f"eoslib could not be installed ({{_why}}). Check this runtime's internet "
                          f"access and run this cell again, or run: pip install '{{_req}}'")
     importlib.invalidate_caches()
