@@ -26,7 +26,7 @@ Why not a Sphinx builder: QuantEcon's sphinx-tojupyter (0.6) was tried on these 
 jupyter-book 1.0 / myst-nb 1.4 / Sphinx 7.4: it turns the code cells of .ipynb sources into
 Markdown code blocks, renders exercise titles garbled ("##  (Title)Exercise 4.1"), leaves
 solutions open, drops the install cell and links citations to a local bibliography notebook.
-The book uses a small, fixed set of MyST features, so a converter of ~400 lines that fails
+The book uses a small, fixed set of MyST features, so a converter of ~600 lines that fails
 loudly on anything it does not know is simpler to keep right.
 """
 
