@@ -2,7 +2,8 @@
 
 Every chapter notebook must
 - store no outputs, execution counts or widget state (fix: ``make strip``);
-- start with a code cell that installs eoslib only inside Colab and is a no-op elsewhere;
+- have as first code cell the generated install cell (``make strip``): a no-op where eoslib
+  imports, else it installs a pinned release on top of the installed torch;
 - be listed in _toc.yml (and every toc entry must exist);
 - contain a claim check (a code cell with ``assert``), exercises with solutions, and a {cite};
 - start with the math-macro cell generated from _config.yml (fix: ``make strip``), then a
@@ -12,10 +13,8 @@ Every chapter notebook must
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -84,22 +83,56 @@ def test_stripped(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_first_code_cell_installs_only_in_colab(path, monkeypatch):
-    source = code_cells(read(path))[0].source
-    assert '"google.colab" in sys.modules' in source and "pip" in source, \
-        f"{path.name}: the first code cell must install eoslib only when 'google.colab' is in sys.modules"
-    tree = ast.parse(source)
-    for node in tree.body:          # nothing runs at top level except imports and the Colab guard
-        assert isinstance(node, (ast.Import, ast.ImportFrom, ast.If)), \
-            f"{path.name}: first cell runs {ast.dump(node)[:60]} outside the Colab guard"
+def test_first_code_cell_is_the_generated_install_cell(path):
+    tool = _strip_tool()
+    cell = code_cells(read(path))[0]
+    assert cell.get("id") == tool.INSTALL_CELL_ID and cell.source == tool.install_source(), \
+        f"{path.name}: the first code cell must be the generated install cell: run `make strip`"
+    assert "remove-cell" in cell.metadata.get("tags", []), f"{path.name}: the install cell must be tagged remove-cell"
 
-    def no_subprocess(*args, **kwargs):
-        raise AssertionError(f"{path.name}: the first cell started a process outside Colab: {args}")
 
-    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    monkeypatch.setattr(subprocess, "run", no_subprocess)
-    monkeypatch.setattr(subprocess, "check_call", no_subprocess)
-    exec(compile(source, path.name, "exec"), {"__name__": "__colab_check__"})
+def _run_install_cell(monkeypatch, eoslib_found: bool, pip_returncode: int = 0):
+    """Execute the generated install cell with eoslib present or missing and pip replaced by a recorder."""
+    import importlib.util
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, pip_returncode, "", "ERROR: No matching distribution found\n")
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: real_find_spec(name, *a) if eoslib_found or name != "eoslib" else None)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "check_call", fake_run)
+    exec(compile(_strip_tool().install_source(), "install-cell", "exec"), {"__name__": "__install_check__"})
+    return calls
+
+
+def test_install_cell_does_nothing_where_eoslib_imports(monkeypatch):
+    assert _run_install_cell(monkeypatch, eoslib_found=True) == []
+
+
+def test_install_cell_installs_a_pinned_release_and_keeps_torch(monkeypatch, capsys):
+    import importlib.metadata
+
+    (cmd,) = _run_install_cell(monkeypatch, eoslib_found=False)
+    requirement = next(arg for arg in cmd if " @ " in arg)
+    name, url = requirement.split(" @ ")
+    tool = _strip_tool()
+    assert name == "eos-book[widgets]" and url == f"{tool.repository_url()}/archive/{tool.release_ref()}.zip"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", tool.release_ref()), "pin a release tag, not a branch"
+    assert f"torch=={importlib.metadata.version('torch')}" in cmd, "the installed torch must be pinned"
+    assert "eoslib installed." in capsys.readouterr().out
+
+
+def test_install_cell_fails_with_one_clear_line(monkeypatch):
+    with pytest.raises(SystemExit) as failure:
+        _run_install_cell(monkeypatch, eoslib_found=False, pip_returncode=1)
+    message = str(failure.value)
+    assert "\n" not in message and "could not be installed" in message and "pip install" in message
+    assert "No matching distribution found" in message
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -143,3 +176,12 @@ def test_cited_keys_exist():
     cited = {k.strip() for s in sources for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", s)
              for k in group.split(",")}
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_every_exercise_is_rated_for_instructors():
+    """chapters/instructors/exercises.md gives time and difficulty of every exercise in the toc."""
+    table = (ROOT / "chapters" / "instructors" / "exercises.md").read_text()
+    rated = set(re.findall(r"^\| \{ref\}`([^`]+)`", table, re.M))
+    labels = {m for p in NOTEBOOKS if f"chapters/{p.stem}" in toc_files()
+              for m in re.findall(r"\{exercise\}[^\n]*\n:label: (\S+)", markdown(read(p)))}
+    assert labels <= rated, f"add rows to chapters/instructors/exercises.md for {sorted(labels - rated)}"
