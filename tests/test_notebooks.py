@@ -146,7 +146,7 @@ def test_chapter_structure(path):
     first = nb.cells[1]
     assert first.cell_type == "markdown" and re.match(r"\(\S+\)=\s*\n# \S", first.source), \
         f"{path.name}: must start with a labelled title, `(label)=` then `# Title`"
-    assert any(re.search(r"^\s*assert\b", c.source, re.M) for c in code_cells(nb)), \
+    assert any(re.search(r"^\s*(assert\b|check\()", c.source, re.M) for c in code_cells(nb)), \
         f"{path.name}: no claim check (a code cell with an assert)"
     text = markdown(nb)
     assert "{exercise}" in text, f"{path.name}: no exercises ({{exercise}} directive)"
