@@ -111,28 +111,28 @@ def integer(text: str) -> int:
     return int(text)
 
 
-def _option(convert, low, high, *, low_open=False, high_open=False, finite=True):
+def _option(convert, low, high, *, low_open=False, high_open=False, requirement: str | None = None):
     """An argparse ``type``: ``convert`` the text, then require it in the interval; errors are one line."""
     interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" \
         if convert is decimal else f"{low}..{high}"
+    requirement = requirement or f"must lie in {interval}"
 
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
-        if finite and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number in {interval}")
         above = value > low if low_open else value >= low
         below = value < high if high_open else value <= high
-        if not (above and below):
-            raise argparse.ArgumentTypeError(f"{text!r} must lie in {interval}")
+        if not (above and below and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
         return value
 
     return parse
 
 
-_positive_float = _option(decimal, 0, math.inf, low_open=True, high_open=True)
+_positive_float = _option(decimal, 0, math.inf, low_open=True, high_open=True,
+                          requirement="must be a positive finite number")
 _fraction = _option(decimal, 0, 1, high_open=True)  # [0, 1): momentum, β₁, β₂
 _acc = _option(decimal, 0, 1, low_open=True)  # (0, 1]
 _positive_int = _option(integer, 1, MAX_INT)
@@ -163,7 +163,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=list(DATASETS), default=None,
                    help="dataset (default: EOSLIB_DATASET, else digits)")
     p.add_argument("--n", type=_positive_int, default=d.n, help="training examples, the first n (default %(default)s)")
-    p.add_argument("--loss", choices=["mse", "ce"], default=d.loss, help="loss: mse (½‖f−y‖²) or ce (default %(default)s)")
+    p.add_argument("--loss", choices=["mse", "ce"], default=d.loss,
+                   help="loss: mse (½‖f−y‖²) or ce (default %(default)s)")
     p.add_argument("--opt", choices=list(OPTIMIZERS), default=d.opt, help="optimizer (default %(default)s)")
     p.add_argument("--momentum", type=_fraction, default=d.momentum,
                    help="momentum β in [0, 1) for heavy-ball / nesterov / sgd (default %(default)s)")
@@ -200,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--lr", type=_positive_float, required=True, help="step size η")
     run.add_argument("--out", required=True, help="file of the JSON record (its folder is created if missing)")
-    sw = sub.add_parser("sweep", allow_abbrev=False, help="train one configuration at several learning rates and seeds",
+    sw = sub.add_parser("sweep", allow_abbrev=False,
+                        help="train one configuration at several learning rates and seeds",
                         description="Train one configuration over a grid of learning rates and seeds, in "
                                     "parallel; one JSON record per run, summary.json and a table (strict JSON: "
                                     "non-finite numbers are null). Exit status 1 if some runs failed.")

@@ -119,3 +119,12 @@ def test_dask_sweep_survives_a_killed_worker(cluster, tmp_path):
         _same(s, p)
     assert all((cache / f"{run_key(c.to_dict())}.json").exists() for c in configs)
     assert not list(cache.glob("*.ckpt.pt"))  # every run finished
+
+
+def test_cli_sweep_on_a_dask_cluster(cluster, tmp_path, capsys):
+    from eoslib.cli import main
+
+    code = main(["sweep", "--lrs", "0.05,0.2", "--seeds", "0,1", "--n", "40", "--width", "8", "--steps", "10",
+                 "--quiet", "--dask", cluster.scheduler_address, "--out-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    assert len(list(tmp_path.glob("lr*-seed*-*.json"))) == 4
