@@ -309,7 +309,7 @@ def _configs(args: argparse.Namespace, dataset: str, device: str) -> list[TrainC
 def record_name(config: TrainConfig) -> str:
     """File name of a sweep's record: ``lr<η>-seed<s>-<config id>.json``, η in full precision.
 
-    >>> record_name(TrainConfig(lr=0.1, seed=2))[:14]
+    >>> record_name(TrainConfig(lr=0.1, seed=2))[:12]
     'lr0.1-seed2-'
     """
     return f"lr{config.lr!r}-seed{config.seed}-{config_id(config)}.json"

@@ -80,20 +80,20 @@ def test_config_ids_differ_for_rates_equal_to_six_digits():
 
 # ---------------------------------------------------------------- Dask: a local cluster on loopback
 
-distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
-
-
 @pytest.fixture(scope="module")
 def cluster():
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=40) as c:
         yield c
 
 
 def test_dask_sweep_survives_a_killed_worker(cluster, tmp_path):
-    """Kill the worker process running a task after its first checkpoint: Dask reruns the task,
+    """Kill a worker process while its run is under way and checkpointed: Dask reruns the task,
     the rerun resumes from the checkpoint, and every result equals the sequential one."""
-    configs = _grid(steps=300, width=32, n=100)
+    import distributed
+
+    configs = _grid(steps=150, width=32, n=100)
     sequential = sweep(configs, workers=1)
     cache = tmp_path / "cache"
     with distributed.Client(cluster) as client:
@@ -103,14 +103,13 @@ def test_dask_sweep_survives_a_killed_worker(cluster, tmp_path):
             configs, client, cache_dir=cache, checkpoint_every=10)))
         thread.start()
         killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and thread.is_alive():
+        while killed is None and thread.is_alive():
             busy = [addr for addr, keys in client.processing().items() if keys]
-            if busy and list(cache.glob("*.ckpt.pt")):  # a run is under way and has checkpointed
+            if busy and len(list(cache.glob("*.ckpt.pt"))) >= len(busy):  # every running task has checkpointed
                 killed = pids[busy[0]]
                 os.kill(killed, signal.SIGKILL)
             time.sleep(0.02)
-        thread.join(timeout=180)
+        thread.join(timeout=600)
         assert killed is not None, "no run was caught between a checkpoint and its end"
         assert not thread.is_alive()
         assert killed not in client.run(os.getpid).values()  # that process is gone (the nanny restarted one)
