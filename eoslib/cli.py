@@ -178,7 +178,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=_positive_int, default=None, help="model width (default: architecture's)")
     p.add_argument("--depth", type=_nonnegative_int, default=None, help="model depth (default: architecture's)")
     p.add_argument("--seed", type=_nonnegative_int, default=d.seed,
-                   help="initialisation / minibatch seed, 0..2⁶³−1 (default %(default)s)")
+                   help=f"initialisation / minibatch seed, 0..2⁶³−1 (default {d.seed})")
     p.add_argument("--dtype", choices=list(DTYPES), default=d.dtype, help="float precision (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="device (default: EOSLIB_DEVICE, else auto)")
     p.add_argument("--chunk-size", type=_positive_int, default=None, help="examples per physical batch (default: all)")
