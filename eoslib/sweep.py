@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .cache import to_json
-from .train import Run, TrainConfig
+from .train import Run, TrainConfig, train
 
-__all__ = ["Outcome", "sweep", "run_task", "config_id", "default_workers"]
+__all__ = ["Outcome", "sweep", "run_task", "config_id", "default_workers", "one_line"]
 
 
 @dataclass
@@ -111,8 +111,6 @@ def run_task(config: dict[str, Any], cache_dir: str | None = None, data_root: st
     """
     import torch
 
-    from .train import train
-
     torch.set_num_threads(threads)
     run = train(TrainConfig.from_dict(config), cache_dir=cache_dir, data_root=data_root, download=download,
                 progress=False, checkpoint_every=checkpoint_every)
@@ -122,7 +120,7 @@ def run_task(config: dict[str, Any], cache_dir: str | None = None, data_root: st
 def _process_context():
     """Fresh worker processes: forked from a server that has imported eoslib (fast), or spawned (Windows).
 
-    Never a plain fork of this process: torch's thread pools do not survive ``fork``.
+    Never a plain ``fork`` of this process: torch's OpenMP thread pool is not fork-safe.
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
