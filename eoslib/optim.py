@@ -80,8 +80,8 @@ def stability_threshold(name: str, lr: float, momentum: float = 0.0, beta1: floa
 
     ``momentum`` is β of heavy ball, Nesterov and SGD with momentum; ``beta1`` is Adam's β₁.
 
-    >>> stability_threshold("gd", 0.1), stability_threshold("heavy_ball", 0.1, 0.9), round(stability_threshold("adam", 0.1), 6)
-    (20.0, 38.0, 380.0)
+    >>> [round(stability_threshold(*args), 6) for args in [("gd", 0.1), ("heavy_ball", 0.1, 0.9), ("adam", 0.1)]]
+    [20.0, 38.0, 380.0]
     """
     validate(name, lr, momentum, beta1)
     if name == "adam":
