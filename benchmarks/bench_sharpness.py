@@ -229,7 +229,7 @@ def floor_products(model, x, y, ref: float, max_iter: int = 60) -> int:
         return out
 
     try:
-        lanczos(recorded, op.dim, tol=1e-15, max_iter=max_iter, seed=0, dtype=op.dtype, device=op.device)
+        lanczos(recorded, op.dim, tol=0.0, max_iter=max_iter, seed=0, dtype=op.dtype, device=op.device)
     except _Reached:
         pass
     return j[0]

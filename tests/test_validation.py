@@ -149,7 +149,8 @@ def _bad_hessian_calls():
         "dense Hessian, wrong target width": lambda: hessian.dense_hessian(model, mse, x, y[:, :1]),
         "forward-over-reverse, wrong feature width":
             lambda: hessian.hvp_operator(model, mse, torch.randn(10, 6, dtype=F64), y, method="forward_over_reverse"),
-        "tol = 0": lambda: hessian.sharpness(model, mse, x, y, tol=0.0),
+        "tol = 1": lambda: hessian.sharpness(model, mse, x, y, tol=1.0),
+        "tol inf": lambda: hessian.sharpness(model, mse, x, y, tol=math.inf),
         "tol < 0": lambda: hessian.sharpness(model, mse, x, y, tol=-1e-3),
         "tol NaN": lambda: hessian.sharpness(model, mse, x, y, tol=math.nan),
         "max_iter = 0": lambda: hessian.sharpness(model, mse, x, y, max_iter=0),
@@ -166,7 +167,7 @@ def _bad_hessian_calls():
         "zero direction": lambda: hessian.directional_sharpness(model, mse, x, y, ones * 0),
         "third derivative along a wrong shape": lambda: hessian.sharpness_gradient(model, mse, x, y, ones[:3]),
         "dense Hessian above max_params": lambda: hessian.dense_hessian(model, mse, x, y, max_params=10),
-        "power iteration tol = 0": lambda: hessian.power_iteration(lambda v: v, 3, tol=0.0),
+        "power iteration tol < 0": lambda: hessian.power_iteration(lambda v: v, 3, tol=-1.0),
         "Lanczos on dimension 0": lambda: hessian.lanczos(lambda v: v, 0),
     }
 

@@ -100,8 +100,8 @@ def _check_sizes(dim: int, k: int, max_iter: int, tol: float = 1e-3, seed: int =
     for name, value in (("dim", dim), ("k", k), ("max_iter", max_iter), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name}={value!r} must be an integer")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
-        raise ValueError(f"tol={tol!r} must be a relative tolerance in (0, 1)")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < 1:
+        raise ValueError(f"tol={tol!r} must be a relative tolerance in [0, 1) (0: run all max_iter products)")
     if not 0 <= seed < 2**63 - 1 - max_iter:
         raise ValueError(f"seed={seed} must lie in 0..2**63 - 1 - max_iter")
     if dim < 1:
@@ -154,7 +154,8 @@ def lanczos(
         matvec: ``v ↦ A v`` on flat tensors of shape ``(dim,)``; ``A`` symmetric.
         dim: dimension of ``A`` (number of parameters for a Hessian).
         k: number of top eigenpairs.
-        tol: relative tolerance of the stopping rule (module docstring).
+        tol: relative tolerance of the stopping rule (module docstring), in [0, 1);
+            0 never stops early (all ``max_iter`` products run).
         max_iter: at most this many products (Krylov dimension); capped at ``dim``.
         v0: start vector ``(dim,)``, e.g. the previous eigenvector when tracking
             sharpness along a trajectory (warm start), or ``(m, dim)`` rows that
