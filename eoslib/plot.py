@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from eoslib import quadratic
 
-# --------------------------------------------------------------------------- style and helpers
+# ----------------------------------------------------------- style and helpers
 
 STYLE = {
     "figure.dpi": 100,
@@ -138,7 +138,7 @@ def _floats(values) -> np.ndarray:
     """``values`` as a float64 array, ``None`` (a JSON null) becoming NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-# --------------------------------------------------------------------------- chapter 1: gradient descent on quadratics
+# ----------------------------------------------------------- chapter 1: gradient descent on quadratics
 
 # one-off (chapter 1 only): moves into its chapter
 def plot_quadratic_1d(products: Sequence[float] = (0.5, 1.5, 1.9, 2.1), steps: int = 25,
@@ -275,7 +275,7 @@ def plot_momentum_preview(lr: float = 0.1, betas: Sequence[float] = tuple(np.lin
     ax_run.legend(loc="upper left")
     return fig
 
-# --------------------------------------------------------------------------- chapter 2: sharpness, the spectrum and eigensolvers
+# ----------------------------------------------------------- chapter 2: sharpness, the spectrum and eigensolvers
 
 # one-off (chapter 2 only): moves into its chapter
 def plot_spectrum_and_solvers(eigenvalues, hvps_lanczos, err_lanczos, hvps_power, err_power,
@@ -303,7 +303,7 @@ def plot_spectrum_and_solvers(eigenvalues, hvps_lanczos, err_lanczos, hvps_power
     ax_err.legend()
     return fig
 
-# --------------------------------------------------------------------------- chapter 3: progressive sharpening and gradient flow
+# ----------------------------------------------------------- chapter 3: progressive sharpening and gradient flow
 
 # one-off (chapter 3 only): moves into its chapter
 def plot_sharpening(paths, labels, *, title: str | None = None) -> Figure:
@@ -376,7 +376,7 @@ def plot_flow_vs_gd(flow_path, gd_paths, distances, crossings) -> Figure:
     ax_dist.legend()
     return fig
 
-# --------------------------------------------------------------------------- chapters 4-9: training runs at the edge of stability
+# ----------------------------------------------------------- chapters 4-9: training runs at the edge of stability
 
 def plot_runs(runs: Sequence, labels: Sequence[str] | None = None, *, metric: str = "sharpness",
               title: str | None = None, show_threshold: bool = True, loss_scale: str = "log") -> Figure:
@@ -463,7 +463,7 @@ def plot_normalized_sharpness(runs: Sequence, labels: Sequence[str] | None = Non
     """:func:`plot_edge_ratio` with the band shaded by default (the old name, kept while chapters switch)."""
     return plot_edge_ratio(runs, labels, band=band, time=time, title=title)
 
-# --------------------------------------------------------------------------- chapter 4: the oscillation
+# ----------------------------------------------------------- chapter 4: the oscillation
 
 # one-off (chapter 4 only): moves into its chapter
 def plot_loss_window(runs: Sequence, starts: Sequence[int | None], length: int = 60,
@@ -515,7 +515,7 @@ def plot_probe(probe) -> Figure:
     ax_s.legend(fontsize=7)
     return fig
 
-# --------------------------------------------------------------------------- chapter 8: the two-layer scalar network
+# ----------------------------------------------------------- chapter 8: the two-layer scalar network
 
 def _scalar_plane(ax, extent: float, model: str = "scalar") -> None:
     """Draw the minimum set (solid) and gradient-flow paths a² − b² = c (dotted) on the (a, b) plane."""
