@@ -139,7 +139,8 @@ def loss_drop(losses: Sequence[float], start: int = 0) -> float:
     """
     if not 0 <= start < len(losses):
         raise ValueError(f"start={start} outside the {len(losses)} recorded losses")
-    return float(losses[start]) / float(losses[-1])
+    first, last = float(losses[start]), float(losses[-1])
+    return first / last if last != 0 else (math.inf if first > 0 else math.nan)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@
 * **Integrity.** JSON results and checkpoints carry a SHA-256 checksum of their
   content; a file that fails it is reported (a ``UserWarning``), moved aside to
   ``*.corrupt`` and treated as missing, so the run is recomputed.
+* **Concurrency and permissions.** Files are created with the permissions the
+  umask allows (as ``open`` would), not ``mkstemp``'s private ``0600``. When two
+  readers find the same damaged file, one moves it aside and the other simply
+  treats it as missing; a file that vanishes or cannot be read is missing too.
+  A cache the process cannot write to still serves what it holds (moving a damaged
+  file aside is then skipped).
 * **No pickle.** Checkpoints are loaded with ``torch.load(weights_only=True)``.
 * **Strict JSON.** :func:`to_json` writes what any JSON parser reads: non-finite
   floats (NaN, ±inf) become ``null``, never the ``NaN``/``Infinity`` tokens that
@@ -17,6 +23,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -79,12 +86,35 @@ def run_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename), with umask permissions.
+
+    A ``path`` whose name is too long for a temporary name beside it is written through a
+    shorter temporary name in the same folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".eoslib.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -96,8 +126,25 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 
 def _discard(path: Path, why: str) -> None:
+    """Warn, and move ``path`` aside to ``*.corrupt``; if another reader moved it first, or the folder
+    is read-only, leave it: either way the caller treats the file as missing."""
     warnings.warn(f"{path}: {why}; ignoring it and recomputing", UserWarning, stacklevel=3)
-    path.replace(path.with_name(path.name + ".corrupt"))
+    try:
+        path.replace(path.with_name(path.name + ".corrupt"))
+    except OSError:
+        pass
+
+
+def _read(path: Path) -> bytes | None:
+    """The bytes of ``path``, or None if it is missing, vanished meanwhile, or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        warnings.warn(f"{path}: unreadable ({err.strerror or err}); ignoring it and recomputing", UserWarning,
+                      stacklevel=3)
+        return None
 
 
 def _digest(text: str) -> str:
@@ -113,10 +160,11 @@ def save_json(path: str | Path, obj: Any) -> None:
 def load_json(path: str | Path) -> Any | None:
     """Load what :func:`save_json` wrote; ``None`` if missing or damaged (then warned and moved aside)."""
     path = Path(path)
-    if not path.exists():
+    raw = _read(path)
+    if raw is None:
         return None
     try:
-        wrapper = json.loads(path.read_text())
+        wrapper = json.loads(raw.decode("utf-8"))
         data = wrapper["data"]
         ok = wrapper["sha256"] == _digest(json.dumps(data, sort_keys=True))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -138,9 +186,9 @@ def save_tensors(path: str | Path, state: dict[str, Any]) -> None:
 def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
     """Load what :func:`save_tensors` wrote, with ``weights_only=True``; ``None`` if missing or damaged."""
     path = Path(path)
-    if not path.exists():
+    raw = _read(path)
+    if raw is None:
         return None
-    raw = path.read_bytes()
     digest, _, payload = raw.partition(b"\n")
     if digest != hashlib.sha256(payload).hexdigest().encode():
         _discard(path, "damaged checkpoint (checksum mismatch)")

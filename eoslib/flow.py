@@ -25,6 +25,7 @@ Descent on Neural Networks Typically Occurs at the Edge of Stability. ICLR 2021.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,23 +71,36 @@ def record_path(config: TrainConfig, *, cache_dir: str | Path | None = None,
     With ``cache_dir`` the result is stored under the run's key (plus a tag).
 
     Returns:
-        :class:`Trajectory` with ``params`` of shape ``(m, P)`` in the config's dtype.
+        :class:`Trajectory` with ``params`` of shape ``(m, P)`` in the config's dtype, on the CPU
+        (whatever the training device, so that cached and fresh paths compare).
     """
     if config.sharpness_every < 1:
         raise ValueError("record_path needs sharpness_every >= 1 (records are taken at the measurements)")
     file = None
     if cache_dir is not None:
-        file = Path(cache_dir) / f"{cache.run_key({**config.to_dict(), 'record': 'params'})}.path.pt"
+        key = {**config.to_dict(), "record": "params", "torch_threads": torch.get_num_threads()}
+        file = Path(cache_dir) / f"{cache.run_key(key)}.path.pt"
         saved = cache.load_tensors(file)
-        if saved is not None:
-            run = Run.from_dict(saved["run"])
-            return Trajectory(run, np.asarray(run.sharpness_steps), saved["params"])
+        try:
+            if saved is not None and saved.get("key") == key:
+                run = Run.from_dict(saved["run"])
+                if saved["params"].shape[0] == len(run.sharpness_steps):
+                    return Trajectory(run, np.asarray(run.sharpness_steps), saved["params"])
+            if saved is not None:
+                raise ValueError("it holds another configuration's path")
+        except Exception as err:  # noqa: BLE001 - an unusable entry is recomputed, never trusted
+            warnings.warn(f"{file}: unusable cache entry ({type(err).__name__}); recomputing", UserWarning,
+                          stacklevel=2)
     rows: list[torch.Tensor] = []
     run = train(config, data_root=data_root, download=download, progress=False,
-                callback=lambda t, model, run: rows.append(flat_params(model).clone()))
+                callback=lambda t, model, run: rows.append(flat_params(model).to("cpu", copy=True)))
     params = torch.stack(rows)
     if file is not None:
-        cache.save_tensors(file, {"run": run.to_dict(), "params": params})
+        try:
+            cache.save_tensors(file, {"key": key, "run": run.to_dict(), "params": params})
+        except OSError as err:
+            warnings.warn(f"cache folder {file.parent} is not writable ({err.strerror or err}); the path is "
+                          f"not cached", UserWarning, stacklevel=2)
     return Trajectory(run, np.asarray(run.sharpness_steps), params)
 
 
@@ -100,7 +114,7 @@ def distances(a: Trajectory, b: Trajectory, *, relative: bool = False) -> tuple[
     Returns:
         ``(times, dist)``, both ``(m,)``; times are matched to 1e-9 relative.
 
-    >>> cfg = TrainConfig(model="scalar", dataset="chebyshev", n=8, lr=0.1, steps=4, sharpness_every=1)
+    >>> cfg = TrainConfig(n=20, width=4, depth=1, lr=0.1, steps=4, sharpness_every=1)
     >>> times, dist = distances(record_path(cfg), record_path(cfg))
     >>> times.round(3).tolist(), dist.tolist()
     ([0.0, 0.1, 0.2, 0.3], [0.0, 0.0, 0.0, 0.0])
@@ -111,7 +125,7 @@ def distances(a: Trajectory, b: Trajectory, *, relative: bool = False) -> tuple[
         j = np.flatnonzero(np.abs(tb - tau) <= 1e-9 * max(1.0, abs(tau)))
         if len(j) == 0:
             continue
-        d = float((a.params[i] - b.params[j[0]].to(a.params.dtype)).norm())
+        d = float((a.params[i] - b.params[j[0]].to(a.params.device, a.params.dtype)).norm())
         if relative:
             moved = float((a.params[i] - a.params[0]).norm())
             d = d / moved if moved > 0 else (0.0 if d == 0 else math.inf)

@@ -17,10 +17,15 @@ name                 architecture
                      (paper: width 32, depth 2)
 ``deep-linear``      [linear(width)] × depth → linear(k); no nonlinearity, no bias,
                      Xavier-normal init as in the paper's code (option ``init``)
-``transformer``      decoder-only, pre-norm; see :class:`Transformer`
-``scalar``           f(x) = a·b·x with scalars a, b (two-layer width-one linear net)
-``regression-tanh``  1 → width(100) → 1 tanh net of the paper's Chebyshev task
+``transformer``      decoder-only, pre-norm; see :class:`Transformer` (text data)
 ===================  ==========================================================
+
+Chapter 8's two-layer scalar network is not here: it is solved in closed form in
+NumPy (:mod:`eoslib.scalar_net`).
+
+To add an architecture, write a builder ``build(input_shape, n_out, **options)``
+below and register it in :data:`MODELS` (and, if it needs a kind of input other
+than vectors or images, in :data:`INPUTS`).
 
 Reference: J. Cohen et al., ICLR 2021, Appendix B (architectures).
 """
@@ -78,22 +83,6 @@ def convolutional(input_shape: Sequence[int], n_out: int, *, width: int = 32, de
     return nn.Sequential(*layers)
 
 
-class Scalar(nn.Module):
-    """f(x) = a·b·x with scalar parameters a and b.
-
-    With the single example x = 1, y = 1 and the MSE loss this is
-    L(a, b) = ½(ab − 1)², the two-layer scalar network of chapter 8.
-    """
-
-    def __init__(self, a: float = 2.0, b: float = 0.1):
-        super().__init__()
-        self.a = nn.Parameter(torch.tensor(float(a)))
-        self.b = nn.Parameter(torch.tensor(float(b)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.a * self.b) * x.reshape(len(x), -1)
-
-
 class LayerNorm(nn.Module):
     """Layer norm written with elementary ops, so every derivative order is exact.
 
@@ -124,13 +113,15 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=-1)
-        q, k, v = (z.reshape(n, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)
-        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        att = scores.masked_fill(mask, float("-inf")).softmax(dim=-1)
-        return self.proj((att @ v).transpose(1, 2).reshape(n, t, d))
+        n, t, d = x.shape  # batch, time, width; nh heads of size hs = d // nh
+        hs = d // self.heads
+        q, k, v = self.qkv(x).split(d, dim=-1)  # each (n, t, d)
+        q, k, v = (z.reshape(n, t, self.heads, hs).transpose(1, 2) for z in (q, k, v))  # each (n, nh, t, hs)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # (n, nh, t, t)
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)  # (t, t), True above the diagonal
+        att = scores.masked_fill(mask, float("-inf")).softmax(dim=-1)  # (n, nh, t, t), rows sum to 1
+        y = (att @ v).transpose(1, 2).reshape(n, t, d)  # (n, nh, t, hs) -> (n, t, nh, hs) -> (n, t, d)
+        return self.proj(y)  # (n, t, d)
 
 
 class Block(nn.Module):
@@ -142,9 +133,9 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(dim, heads)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (n, t, d) -> (n, t, d)
         x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
+        return x + self.mlp(self.ln2(x))  # the MLP maps (n, t, d) -> (n, t, 4d) -> (n, t, d)
 
 
 class Transformer(nn.Module):
@@ -162,9 +153,9 @@ class Transformer(nn.Module):
         self.head = nn.Linear(width, vocab)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        t = tokens.shape[1]
-        x = self.token(tokens) + self.position(torch.arange(t, device=tokens.device))
-        return self.head(self.ln(self.blocks(x)))
+        t = tokens.shape[1]  # tokens: (n, t) integers
+        x = self.token(tokens) + self.position(torch.arange(t, device=tokens.device))  # (n, t, d) + (t, d)
+        return self.head(self.ln(self.blocks(x)))  # (n, t, d) -> (n, t, vocab)
 
 
 # ---------------------------------------------------------------- registry
@@ -203,20 +194,17 @@ def _transformer(input_shape, n_out, width=32, depth=2, heads=2):
     return Transformer(n_out, context, width=width, depth=depth, heads=heads)
 
 
-def _scalar(input_shape, n_out, a=2.0, b=0.1):
-    return Scalar(a, b)
-
-
-def _regression(input_shape, n_out, width=100, depth=1):
-    return fully_connected(math.prod(input_shape), n_out, width=width, depth=depth, activation="tanh")
-
-
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "fc-tanh": _fc("tanh"), "fc-relu": _fc("relu"), "fc-elu": _fc("elu"),
     "cnn-relu": _cnn(False), "cnn-bn-relu": _cnn(True),
     "deep-linear": _deep_linear, "transformer": _transformer,
-    "scalar": _scalar, "regression-tanh": _regression,
 }
+
+#: The kind of input each model takes (datasets declare the kind they provide, eoslib.data.DATASETS):
+#: "vector" models flatten any real-valued input, "image" models need (channels, height, width),
+#: "tokens" models need integer token sequences.
+INPUTS: dict[str, str] = {"fc-tanh": "vector", "fc-relu": "vector", "fc-elu": "vector", "cnn-relu": "image",
+                          "cnn-bn-relu": "image", "deep-linear": "vector", "transformer": "tokens"}
 
 
 def make_model(name: str, input_shape: Sequence[int], n_out: int, *, seed: int = 0,
@@ -231,16 +219,40 @@ def make_model(name: str, input_shape: Sequence[int], n_out: int, *, seed: int =
     >>> all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters()))
     True
     """
+    model = _build(name, input_shape, n_out, seed, options)
+    return model.to(device=device, dtype=dtype)
+
+
+def _build(name: str, input_shape: Sequence[int], n_out: int, seed: int, options: dict) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     options = {k: v for k, v in options.items() if v is not None}
+    for key in ("width", "depth", "heads"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (0 if key == "depth" else 1)):
+            raise ValueError(f"model {name!r}: {key}={value!r} must be an integer >= {0 if key == 'depth' else 1}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            model = MODELS[name](tuple(input_shape), n_out, **options)
+            return MODELS[name](tuple(input_shape), n_out, **options)
         except TypeError as err:  # an option this architecture does not take
             raise ValueError(f"model {name!r}: {err}") from None
-    return model.to(device=device, dtype=dtype)
+
+
+def count_parameters(name: str, input_shape: Sequence[int], n_out: int, **options) -> int:
+    """Trainable scalars P of model ``name``, computed without allocating it (PyTorch's ``meta`` device).
+
+    Lets a configuration refuse an impossible size before any memory is used.
+
+    >>> count_parameters("fc-tanh", (64,), 10, width=8, depth=1)   # 64·8 + 8 + 8·10 + 10
+    610
+    >>> count_parameters("fc-tanh", (64,), 10, width=10_000_000) > 10**14
+    True
+    """
+    with torch.device("meta"):
+        model = _build(name, input_shape, n_out, 0, options)
+    return num_parameters(model)
 
 
 def num_parameters(model: nn.Module) -> int:

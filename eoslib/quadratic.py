@@ -22,8 +22,10 @@ buffer v, v_0 = 0):
 
 On a quadratic both are linear maps of (θ, v) per eigendirection; they are
 stable iff λ_max is below :func:`heavy_ball_threshold` (2 + 2β)/η, respectively
-:func:`nesterov_threshold` (2 + 2β)/((1 + 2β)η). These threshold functions are the
-book's one definition (pure Python, no torch import); :mod:`eoslib.optim` should use them.
+:func:`nesterov_threshold` (2 + 2β)/((1 + 2β)η). These formulas and the dispatcher
+:func:`threshold` are the book's one definition of a stability threshold (pure Python,
+no torch import); :func:`eoslib.optim.stability_threshold` maps each optimizer onto them.
+The methods are named ``"gd"``, ``"heavy_ball"`` and ``"nesterov"`` everywhere in eoslib.
 
 Everything here is a pure function of numpy float64 arrays.
 
@@ -36,6 +38,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +62,21 @@ class Trajectory:
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def check_step(lr: float, beta: float = 0.0) -> None:
+    """The one check of a step size η > 0 (finite) and a momentum β ∈ [0, 1); ValueError otherwise.
+
+    >>> check_step(0.1, 0.9)
+    >>> check_step(0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: step size lr=0.0 must be a positive finite number
+    """
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < float("inf"):
+        raise ValueError(f"step size lr={lr!r} must be a positive finite number")
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+        raise ValueError(f"momentum {beta!r} must lie in [0, 1)")
 
 
 def _as_matrix(A) -> np.ndarray:
@@ -104,6 +122,7 @@ def run(A, theta0, lr: float, steps: int, method: str = "gd", beta: float = 0.0)
     [1.0, 0.5, 0.25, 0.125]
     """
     _check_method(method)
+    check_step(lr, beta)
     A = _as_matrix(A)
     theta = np.atleast_1d(np.asarray(theta0, dtype=np.float64)).copy()
     v = np.zeros_like(theta)
@@ -226,8 +245,9 @@ THRESHOLDS = {
 def threshold(method: str, lr: float, beta: float = 0.0) -> float:
     """Largest stable curvature of ``method`` (one of :data:`METHODS`) at step size η and momentum β.
 
-    >>> threshold("gd", 0.5)
-    4.0
+    >>> threshold("gd", 0.5), threshold("heavy_ball", 0.5, 0.5)
+    (4.0, 6.0)
     """
     _check_method(method)
+    check_step(lr, beta)
     return THRESHOLDS[method](lr, beta)

@@ -10,6 +10,8 @@ from torch import nn
 from eoslib import analysis
 from eoslib.losses import mse
 
+from device_params import DEVICES
+
 
 class FakeRun:
     def __init__(self, losses, steps, sharpness, threshold):
@@ -41,14 +43,15 @@ def test_summary_never_crossed_and_extras():
         analysis.loss_drop([1.0], start=3)
 
 
-def test_gd_probe_on_a_quadratic():
+@pytest.mark.parametrize("device", DEVICES)
+def test_gd_probe_on_a_quadratic(device):
     # Linear model + MSE: H = XᵀX/n = diag(1, 4) everywhere, λ_max = 4; η = 0.4 puts 1/η < λ_max < 2/η.
     torch.manual_seed(0)
-    model = nn.Linear(2, 1, bias=False).double()
+    model = nn.Linear(2, 1, bias=False).double().to(device)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, 1.0]], dtype=torch.float64))
-    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64) * math.sqrt(2.0)
-    y = torch.zeros(2, 1, dtype=torch.float64)
+    x = (torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64) * math.sqrt(2.0)).to(device)
+    y = torch.zeros(2, 1, dtype=torch.float64, device=device)
     probe = analysis.gd_probe(model, mse, x, y, lr=0.4, steps=6, tol=1e-10)
     assert np.allclose(probe.sharpness, 4.0) and np.allclose(probe.mid_sharpness, 4.0)
     assert probe.sign_flips() == 1.0  # factor 1 − ηλ = −0.6 along the top eigenvector
@@ -100,12 +103,13 @@ def test_two_step_view_on_a_hand_computed_two_cycle():
     assert rho == pytest.approx(1.0, abs=1e-8)
 
 
-def test_two_step_radius_matches_the_dense_product():
+@pytest.mark.parametrize("device", DEVICES)
+def test_two_step_radius_matches_the_dense_product(device):
     """Two different Hessians (two models): ρ((I − ηH_1)(I − ηH_0)) against numpy on the dense matrices."""
     torch.manual_seed(0)
     lr = 0.5
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
-    x, y = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 2, dtype=torch.float64)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double().to(device)
+    x, y = torch.randn(20, 3, dtype=torch.float64).to(device), torch.randn(20, 2, dtype=torch.float64).to(device)
     from eoslib import hessian
 
     theta0 = hessian.flat_params(model).clone()
@@ -113,7 +117,7 @@ def test_two_step_radius_matches_the_dense_product():
     dense = []
     for theta in (theta0, theta1):
         analysis._set_params(model, theta)
-        dense.append(hessian.dense_hessian(model, mse, x, y).numpy())
+        dense.append(hessian.dense_hessian(model, mse, x, y).cpu().numpy())
     eye = np.eye(len(theta0))
     expected = np.abs(np.linalg.eigvals((eye - lr * dense[1]) @ (eye - lr * dense[0]))).max()
     got = analysis.two_step_radius(model, mse, x, y, lr, theta0, theta1, tol=1e-12)

@@ -30,7 +30,7 @@ def test_targets_follow_the_loss():
 
 def test_bad_requests_raise_one_line_value_errors():
     for kwargs in [dict(name="mnist"), dict(name="digits", n=1501), dict(name="digits", n=0),
-                   dict(name="digits", loss="hinge"), dict(name="chebyshev", loss="ce")]:
+                   dict(name="digits", loss="hinge"), dict(name="linear", loss="ce")]:
         with pytest.raises(ValueError) as err:
             load_dataset(**kwargs)
         assert "\n" not in str(err.value)
@@ -43,13 +43,6 @@ def test_synthetic_is_seeded_and_splits_share_the_teacher():
     test = load_dataset("synthetic", 200, seed=1, split="test")
     assert not torch.equal(test.inputs, a.inputs)
     assert len(set(a.labels.tolist())) == 10
-
-
-def test_chebyshev_matches_the_polynomial():
-    d = load_dataset("chebyshev", 20, degree=3, dtype=torch.float64)
-    x = d.inputs[:, 0]
-    assert torch.allclose(d.targets[:, 0], 4 * x**3 - 3 * x, atol=1e-12)  # T_3
-    assert x[0] == -1 and x[-1] == 1
 
 
 def test_linear_dataset_has_orthogonal_design():
@@ -106,3 +99,75 @@ def test_missing_cifar10_names_the_alternatives(tmp_path):
     with pytest.raises(ValueError, match="alternatives: digits") as err:
         load_dataset("cifar10", 10, root=tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_cifar10_statistics_are_computed_once_and_stored(tmp_path, monkeypatch):
+    """The per-feature statistics come from all training images once, then from the stored file."""
+    import torchvision
+
+    from eoslib import data as data_module
+
+    _write_fake_cifar(tmp_path, n_per_batch=30, seed=3)
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    data_module._CIFAR_STATS.clear()
+    first = load_dataset("cifar10", 12, root=tmp_path, dtype=torch.float64)
+    stored = tmp_path / "cifar10-train-stats.npz"
+    assert stored.exists()
+    data_module._CIFAR_STATS.clear()  # a fresh process: the statistics come from the file
+    calls = []
+    monkeypatch.setattr(data_module, "_cifar10_statistics",
+                        lambda *a, _f=data_module._cifar10_statistics: calls.append(1) or _f(*a))
+    again = load_dataset("cifar10", 12, root=tmp_path, dtype=torch.float64)
+    assert torch.equal(first.inputs, again.inputs) and calls == [1]
+    with np.load(stored) as saved:
+        mean, std = saved["mean"], saved["std"]
+    assert mean.shape == std.shape == (3072,) and np.all(std > 0)
+    raw = np.concatenate([pickle.load(open(tmp_path / "cifar-10-batches-py" / f"data_batch_{i}", "rb"))["data"]
+                          for i in range(1, 6)]).astype(np.float64) / 255  # (150, 3072), CHW order
+    assert np.allclose(mean, raw.mean(0), rtol=1e-12) and np.allclose(std, raw.std(0), rtol=1e-12)
+
+
+def test_shakespeare_download_is_verified_and_atomic(tmp_path, monkeypatch):
+    import hashlib
+    import io
+
+    from eoslib import data as data_module
+
+    body = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 50
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(data_module.urllib.request, "urlopen", lambda url, timeout: Response(body))
+    with pytest.raises(ValueError, match="SHA-256"):  # the real digest: these bytes are not tiny Shakespeare
+        load_text(5, source="shakespeare", root=tmp_path, download=True)
+    assert list(tmp_path.iterdir()) == []  # nothing was saved
+    monkeypatch.setattr(data_module, "SHAKESPEARE_SHA256", hashlib.sha256(body).hexdigest())
+    d = load_text(5, context=8, source="shakespeare", root=tmp_path, download=True)
+    assert d.inputs.shape == (5, 8) and [p.name for p in tmp_path.iterdir()] == ["tinyshakespeare.txt"]
+    (tmp_path / "tinyshakespeare.txt").write_bytes(body[:-1])  # a damaged local copy is refused
+    with pytest.raises(ValueError, match="delete it"):
+        load_text(5, source="shakespeare", root=tmp_path)
+
+
+def test_real_size_cifar10_folder(tmp_path, monkeypatch):
+    """The tools/fake_cifar10 folder (50,000 training images): 5,000 examples load without converting all."""
+    import importlib.util
+    from pathlib import Path
+
+    import torchvision
+
+    spec = importlib.util.spec_from_file_location(
+        "fake_cifar10_make", Path(__file__).resolve().parents[1] / "tools" / "fake_cifar10" / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    make.write(tmp_path, per_batch=10_000)
+    d = load_dataset("cifar10", 5000, root=tmp_path)
+    assert d.inputs.shape == (5000, 3, 32, 32) and d.inputs.dtype == torch.float32
+    assert abs(float(d.inputs.mean())) < 0.05 and abs(float(d.inputs.std()) - 1) < 0.05

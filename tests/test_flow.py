@@ -11,13 +11,17 @@ from eoslib.data import load_dataset
 from eoslib.models import make_model
 from eoslib.train import TrainConfig
 
+from device_params import DEVICES
+
 CFG = dict(model="fc-tanh", dataset="digits", n=20, width=4, depth=1, steps=6, sharpness_every=2,
            dtype="float64")
 
 
-def test_records_are_the_gd_iterates():
-    """θ_t recorded at t = 0, 2, 4 equal a hand-written GD loop θ' = θ − η∇L."""
-    path = flow.record_path(TrainConfig(lr=0.3, **CFG))
+@pytest.mark.parametrize("device", DEVICES)
+def test_records_are_the_gd_iterates(device):
+    """θ_t recorded at t = 0, 2, 4 equal a hand-written GD loop θ' = θ − η∇L (on the CPU, whatever the device)."""
+    path = flow.record_path(TrainConfig(lr=0.3, device=device, **CFG))
+    assert path.params.device.type == "cpu"
     data = load_dataset("digits", 20, dtype=torch.float64)
     model = make_model("fc-tanh", (64,), 10, width=4, depth=1, dtype=torch.float64)
     expected = []

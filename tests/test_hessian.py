@@ -16,6 +16,8 @@ from eoslib.hessian import (batch_curvatures, batch_sharpness, dense_hessian, di
                             lanczos, power_iteration, preconditioned_sharpness, sharpness, sharpness_gradient,
                             top_eigenpairs, unflatten)
 
+from device_params import DEVICES
+
 torch.set_num_threads(1)
 F64 = torch.float64
 
@@ -25,23 +27,26 @@ def mse(f, y):
     return 0.5 * ((f - y) ** 2).sum(dim=1).mean()
 
 
-def make_mlp(seed=0, d=5, width=8, out=3):
-    torch.manual_seed(seed)  # tests only: nn.Linear draws from the global stream
-    return nn.Sequential(nn.Linear(d, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
-                         nn.Linear(width, out)).to(F64)
+def make_mlp(seed=0, d=5, width=8, out=3, device="cpu"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # tests only: nn.Linear draws from the global stream
+        return nn.Sequential(nn.Linear(d, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                             nn.Linear(width, out)).to(F64).to(device)
 
 
-def make_cnn(seed=0, batch_norm=False):
-    torch.manual_seed(seed)
-    layers = [nn.Conv2d(2, 4, 3, padding=1), nn.Tanh()]
-    layers += [nn.BatchNorm2d(4)] if batch_norm else []
-    layers += [nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)]
-    return nn.Sequential(*layers).to(F64)
+def make_cnn(seed=0, batch_norm=False, device="cpu"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = [nn.Conv2d(2, 4, 3, padding=1), nn.Tanh()]
+        layers += [nn.BatchNorm2d(4)] if batch_norm else []
+        layers += [nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)]
+        return nn.Sequential(*layers).to(F64).to(device)
 
 
-def data(n, shape, out=3, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, *shape, generator=g, dtype=F64), torch.randn(n, out, generator=g, dtype=F64)
+def data(n, shape, out=3, seed=1, device="cpu"):
+    g = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same numbers on every device
+    return (torch.randn(n, *shape, generator=g, dtype=F64).to(device),
+            torch.randn(n, out, generator=g, dtype=F64).to(device))
 
 
 def rel(a, b):
@@ -49,9 +54,10 @@ def rel(a, b):
 
 
 @pytest.mark.parametrize("build,shape", [(make_mlp, (5,)), (make_cnn, (2, 6, 6))])
-def test_top_eigenvalues_match_dense_hessian(build, shape):
-    model = build()
-    x, y = data(40, shape)
+@pytest.mark.parametrize("device", DEVICES)
+def test_top_eigenvalues_match_dense_hessian(build, shape, device):
+    model = build(device=device)
+    x, y = data(40, shape, device=device)
     H = dense_hessian(model, mse, x, y)
     exact = torch.linalg.eigvalsh(H).flip(0)
     r = top_eigenpairs(model, mse, x, y, k=3, tol=1e-12, max_iter=300, chunk_size=16)
@@ -63,14 +69,16 @@ def test_top_eigenvalues_match_dense_hessian(build, shape):
     assert float((H @ r.vectors[0] - r.values[0] * r.vectors[0]).norm()) <= 1e-6 * float(exact[0])
 
 
-def test_quadratic_with_known_spectrum():
+@pytest.mark.parametrize("device", DEVICES)
+def test_quadratic_with_known_spectrum(device):
     # linear least squares: L(w) = ½‖Xw − y‖²/n has Hessian XᵀX/n = Q diag(λ) Qᵀ by construction
     d = 30
     lam = torch.cat([torch.tensor([10.0, 9.0, 4.0], dtype=F64), torch.linspace(-2.0, 3.0, d - 3, dtype=F64)])
     Q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(0), dtype=F64))
+    lam, Q = lam.to(device), Q.to(device)
     X = math.sqrt(d) * torch.diag(lam.abs().sqrt()) @ Q.T  # rows of X, n = d
     sign = lam.sign()  # per-example weights make negative eigenvalues possible
-    model = nn.Linear(d, 1, bias=False).to(F64)
+    model = nn.Linear(d, 1, bias=False).to(F64).to(device)
     loss = lambda f, s: 0.5 * (s[:, :1] * f ** 2).sum(dim=1).mean()  # noqa: E731
     r = top_eigenpairs(model, loss, X, sign[:, None], k=3, tol=1e-12)
     assert torch.allclose(r.values, lam[:3], rtol=1e-10)
@@ -78,14 +86,15 @@ def test_quadratic_with_known_spectrum():
     assert torch.allclose(cos, torch.ones(3, dtype=F64), atol=1e-8)
     # the plain-matrix API on the same spectrum
     A = Q @ torch.diag(lam) @ Q.T
-    assert torch.allclose(lanczos(lambda v: A @ v, d, k=2, tol=1e-12).values, lam[:2], rtol=1e-10)
+    assert torch.allclose(lanczos(lambda v: A @ v, d, k=2, tol=1e-12, device=device).values, lam[:2], rtol=1e-10)
 
 
-def test_hvp_is_symmetric_and_methods_agree():
-    model, (x, y) = make_mlp(), data(30, (5,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_hvp_is_symmetric_and_methods_agree(device):
+    model, (x, y) = make_mlp(device=device), data(30, (5,), device=device)
     g = torch.Generator().manual_seed(3)
     P = flat_params(model).numel()
-    u, v = torch.randn(P, generator=g, dtype=F64), torch.randn(P, generator=g, dtype=F64)
+    u, v = torch.randn(P, generator=g, dtype=F64).to(device), torch.randn(P, generator=g, dtype=F64).to(device)
     op = hvp_operator(model, mse, x, y, chunk_size=7)
     assert abs(float(u @ op(v) - v @ op(u))) <= 1e-12 * float(u.norm() * op(v).norm())
     ref = op(v)
@@ -96,8 +105,9 @@ def test_hvp_is_symmetric_and_methods_agree():
     assert op.n_calls == 4 and op.dim == P
 
 
-def test_measuring_changes_nothing():
-    model, (x, y) = make_cnn(batch_norm=True), data(24, (2, 6, 6))
+@pytest.mark.parametrize("device", DEVICES)
+def test_measuring_changes_nothing(device):
+    model, (x, y) = make_cnn(batch_norm=True, device=device), data(24, (2, 6, 6), device=device)
     before = copy.deepcopy(model.state_dict())
     sharpness(model, mse, x, y, chunk_size=8)
     for name, t in model.state_dict().items():
@@ -105,13 +115,14 @@ def test_measuring_changes_nothing():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_batch_norm_uses_per_chunk_statistics():
-    model, (x, y) = make_cnn(batch_norm=True), data(24, (2, 6, 6))
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_norm_uses_per_chunk_statistics(device):
+    model, (x, y) = make_cnn(batch_norm=True, device=device), data(24, (2, 6, 6), device=device)
     H8 = dense_hessian(model, mse, x, y, chunk_size=8)
     lam8 = sharpness(model, mse, x, y, chunk_size=8, tol=1e-12, max_iter=500)
     assert rel(lam8, torch.linalg.eigvalsh(H8)[-1]) <= 1e-8
     assert rel(lam8, sharpness(model, mse, x, y, tol=1e-12, max_iter=500)) > 1e-3  # a different loss
-    v = torch.randn(H8.shape[0], generator=torch.Generator().manual_seed(2), dtype=F64)
+    v = torch.randn(H8.shape[0], generator=torch.Generator().manual_seed(2), dtype=F64).to(device)
     fwd = hvp_operator(model, mse, x, y, chunk_size=8, method="forward_over_reverse")
     assert torch.allclose(fwd(v), H8 @ v, rtol=1e-10, atol=1e-12)
     model.eval()  # running statistics: chunking no longer matters
@@ -119,15 +130,17 @@ def test_batch_norm_uses_per_chunk_statistics():
                sharpness(model, mse, x, y, tol=1e-12, max_iter=500)) <= 1e-8
 
 
-def test_float32_agrees_with_float64():
-    model, (x, y) = make_mlp(width=32), data(64, (5,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_agrees_with_float64(device):
+    model, (x, y) = make_mlp(width=32, device=device), data(64, (5,), device=device)
     lam64 = sharpness(model, mse, x, y, tol=1e-10)
     lam32 = sharpness(copy.deepcopy(model).float(), mse, x.float(), y.float())  # default tol=1e-3
     assert rel(lam32, lam64) <= 1e-3
 
 
-def test_warm_start_same_answer_fewer_products():
-    model, (x, y) = make_mlp(width=32), data(64, (5,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_warm_start_same_answer_fewer_products(device):
+    model, (x, y) = make_mlp(width=32, device=device), data(64, (5,), device=device)
     first = top_eigenpairs(model, mse, x, y, tol=1e-6)
     g = torch.autograd.grad(mse(model(x), y), list(model.parameters()))
     with torch.no_grad():  # one small GD step moves the Hessian a little
@@ -149,13 +162,14 @@ def test_power_iteration_returns_largest_magnitude_with_sign():
     assert abs(float(lanczos(lambda v: A @ v, 4, tol=1e-12).values[0]) - 2.0) <= 1e-10
 
 
-def test_directional_preconditioned_and_batch_sharpness_match_dense():
-    model, (x, y) = make_mlp(), data(30, (5,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_directional_preconditioned_and_batch_sharpness_match_dense(device):
+    model, (x, y) = make_mlp(device=device), data(30, (5,), device=device)
     H = dense_hessian(model, mse, x, y)
     g = torch.Generator().manual_seed(5)
-    v = torch.randn(H.shape[0], generator=g, dtype=F64)
+    v = torch.randn(H.shape[0], generator=g, dtype=F64).to(device)
     assert rel(directional_sharpness(model, mse, x, y, v, chunk_size=9), v @ H @ v / (v @ v)) <= 1e-10
-    d = torch.rand(H.shape[0], generator=g, dtype=F64) + 0.1
+    d = torch.rand(H.shape[0], generator=g, dtype=F64).to(device) + 0.1
     want = torch.linalg.eigvalsh(H / torch.outer(d.sqrt(), d.sqrt()))[-1]
     assert rel(preconditioned_sharpness(model, mse, x, y, d, tol=1e-12, max_iter=500), want) <= 1e-8
     # batch sharpness: recompute each minibatch term from a dense minibatch Hessian
@@ -197,15 +211,16 @@ def test_bad_input_raises_one_line_value_error():
 
 
 @pytest.mark.parametrize("build,shape", [(make_mlp, (5,)), (make_cnn, (2, 6, 6))])
-def test_sharpness_gradient_matches_finite_differences(build, shape):
+@pytest.mark.parametrize("device", DEVICES)
+def test_sharpness_gradient_matches_finite_differences(build, shape, device):
     """∇S = ∇(uᵀHu) against central differences of λ_max along random directions.
 
     S(θ) = λ_max(θ) is smooth where the top eigenvalue is simple, with dS/dθ·d = uᵀ(∇³L[d])u;
     central differences with step h = 1e-4 in float64 are accurate to O(h²) ≈ 1e-8 relative
     to the curvature scale, so a 1e-5 relative tolerance is a strict test.
     """
-    model = build()
-    x, y = data(40, shape)
+    model = build(device=device)
+    x, y = data(40, shape, device=device)
     res = top_eigenpairs(model, mse, x, y, k=2, tol=1e-13, max_iter=300)
     assert float(res.values[0] - res.values[1]) > 1e-3 * float(res.values[0])  # simple top eigenvalue
     grad_s = sharpness_gradient(model, mse, x, y, res.vectors[0], chunk_size=16)
@@ -213,7 +228,7 @@ def test_sharpness_gradient_matches_finite_differences(build, shape):
     g = torch.Generator().manual_seed(3)
     h = 1e-4
     for _ in range(3):
-        d = torch.randn(theta.shape, generator=g, dtype=F64)
+        d = torch.randn(theta.shape, generator=g, dtype=F64).to(device)
         d /= d.norm()
         values = []
         for sign in (1, -1):
@@ -225,8 +240,9 @@ def test_sharpness_gradient_matches_finite_differences(build, shape):
         assert abs(float(grad_s @ d) - fd) <= 1e-5 * float(res.values[0])
 
 
-def test_batch_sharpness_takes_both_averages_from_batch_curvatures():
-    model, (x, y) = make_mlp(), data(40, (5,))
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_sharpness_takes_both_averages_from_batch_curvatures(device):
+    model, (x, y) = make_mlp(device=device), data(40, (5,), device=device)
     ghg, gg = batch_curvatures(model, mse, x, y, 8, n_batches=6, seed=4)
     assert ghg.shape == gg.shape == (6,) and (gg > 0).all()
     assert batch_sharpness(model, mse, x, y, 8, n_batches=6, seed=4) == pytest.approx((ghg / gg).mean(), rel=1e-12)

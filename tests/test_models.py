@@ -4,11 +4,10 @@ import pytest
 import torch
 
 from eoslib.losses import accuracy, cross_entropy, get_loss, mse
-from eoslib.models import MODELS, LayerNorm, make_model, num_parameters
+from eoslib.models import INPUTS, MODELS, LayerNorm, count_parameters, make_model, num_parameters
 
 SHAPES = {"fc-tanh": ((1, 8, 8), 10), "fc-relu": ((64,), 10), "fc-elu": ((64,), 3), "cnn-relu": ((1, 8, 8), 10),
-          "cnn-bn-relu": ((3, 32, 32), 10), "deep-linear": ((20,), 20), "scalar": ((1,), 1),
-          "regression-tanh": ((1,), 1)}
+          "cnn-bn-relu": ((3, 32, 32), 10), "deep-linear": ((20,), 20)}
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -18,6 +17,7 @@ def test_output_shape_and_seeded_init(name):
     a, b = make_model(name, shape, k, seed=7), make_model(name, shape, k, seed=7)
     assert a(x).shape == (5, k)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert count_parameters(name, shape, k) == num_parameters(a)  # counted without allocating
     if num_parameters(a) > 2:
         c = make_model(name, shape, k, seed=8)
         assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
@@ -62,7 +62,7 @@ def test_unknown_names_list_valid_ones():
         get_loss("hinge")
     with pytest.raises(ValueError, match="needs image inputs"):
         make_model("cnn-relu", (64,), 10)
-    assert set(MODELS) >= set(SHAPES)
+    assert set(MODELS) == set(SHAPES) | {"transformer"} == set(INPUTS)
 
 
 def test_mse_is_half_sum_over_outputs_mean_over_examples():
@@ -86,3 +86,8 @@ def test_deep_linear_xavier_init_keeps_the_signal_scale():
     assert ratio(default) < 3 ** -10 * 10  # PyTorch's default shrinks by about √3 per layer
     with pytest.raises(ValueError, match="valid: xavier, default"):
         make_model("deep-linear", (50,), 50, init="orthogonal")
+
+
+def test_transformer_parameter_count_without_allocation():
+    m = make_model("transformer", (16,), 40, width=32, depth=2, heads=4)
+    assert count_parameters("transformer", (16,), 40, width=32, depth=2, heads=4) == num_parameters(m)

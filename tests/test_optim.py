@@ -19,7 +19,7 @@ def _final_distance(name: str, lr: float, curvature: float, momentum: float = 0.
     return theta.abs().item()
 
 
-@pytest.mark.parametrize("name,momentum", [("gd", 0.0), ("heavy-ball", 0.9), ("nesterov", 0.9), ("heavy-ball", 0.5),
+@pytest.mark.parametrize("name,momentum", [("gd", 0.0), ("heavy_ball", 0.9), ("nesterov", 0.9), ("heavy_ball", 0.5),
                                            ("nesterov", 0.3), ("sgd", 0.7)])
 def test_threshold_separates_convergence_from_divergence(name, momentum):
     lr = 0.01
@@ -31,9 +31,19 @@ def test_threshold_separates_convergence_from_divergence(name, momentum):
 
 def test_threshold_values():
     assert stability_threshold("gd", 0.1) == pytest.approx(20.0)
-    assert stability_threshold("heavy-ball", 0.1, 0.9) == pytest.approx(38.0)
+    assert stability_threshold("heavy_ball", 0.1, 0.9) == pytest.approx(38.0)
     assert stability_threshold("nesterov", 0.1, 0.9) == pytest.approx(38.0 / 2.8)
     assert stability_threshold("adam", 0.1, beta1=0.9) == pytest.approx(380.0)
+
+
+def test_thresholds_have_one_definition():
+    """optim maps optimizers onto eoslib.quadratic's formulas; SGD with momentum is heavy ball."""
+    from eoslib import quadratic
+
+    for name, method, beta in [("gd", "gd", 0.0), ("sgd", "gd", 0.0), ("heavy_ball", "heavy_ball", 0.7),
+                               ("sgd", "heavy_ball", 0.7), ("gd", "heavy_ball", 0.7), ("nesterov", "nesterov", 0.7)]:
+        assert stability_threshold(name, 0.05, beta) == quadratic.threshold(method, 0.05, beta)
+    assert set(quadratic.METHODS) <= set(__import__("eoslib.optim", fromlist=["OPTIMIZERS"]).OPTIMIZERS)
 
 
 def test_bad_settings_raise():
@@ -41,7 +51,7 @@ def test_bad_settings_raise():
         with pytest.raises(ValueError):
             stability_threshold(*args)
     with pytest.raises(ValueError, match="momentum"):
-        stability_threshold("heavy-ball", 0.1, 1.0)
+        stability_threshold("heavy_ball", 0.1, 1.0)
     with pytest.raises(ValueError, match="needs momentum"):
         make_optimizer("nesterov", [torch.nn.Parameter(torch.zeros(1))], 0.1)
 

@@ -115,3 +115,11 @@ def test_unknown_method_lists_valid_ones():
 def test_rejects_non_symmetric_matrix():
     with pytest.raises(ValueError, match="symmetric"):
         quadratic.run([[1.0, 2.0], [0.0, 1.0]], [1.0, 1.0], lr=0.1, steps=1)
+
+
+def test_step_size_and_momentum_are_checked_once():
+    for call in [lambda: quadratic.threshold("gd", 0.0), lambda: quadratic.threshold("gd", -1.0),
+                 lambda: quadratic.threshold("heavy_ball", 0.1, 1.0), lambda: quadratic.run(1.0, 1.0, 0.0, 3),
+                 lambda: quadratic.threshold("nesterov", float("nan"), 0.5)]:
+        with pytest.raises(ValueError, match="step size|momentum"):
+            call()

@@ -11,14 +11,28 @@ from eoslib import cache, hessian
 from eoslib.losses import mse
 from eoslib.train import Run, TrainConfig, full_batch_gradient, train
 
+from device_params import DEVICES
+
 SMALL = TrainConfig(model="fc-tanh", dataset="digits", n=200, width=32, lr=0.1, steps=40, sharpness_every=10)
 
 
-def test_same_config_same_trace():
-    a, b = train(SMALL, progress=False), train(SMALL, progress=False)
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_config_same_trace(device):
+    config = TrainConfig(**{**SMALL.__dict__, "device": device})
+    a, b = train(config, progress=False), train(config, progress=False)
     assert a.train_loss == b.train_loss and a.sharpness == b.sharpness
-    c = train(TrainConfig(**{**SMALL.__dict__, "seed": 1}), progress=False)
+    c = train(TrainConfig(**{**config.__dict__, "seed": 1}), progress=False)
     assert c.train_loss != a.train_loss
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_tracking_does_not_change_the_trajectory(device):
+    """Measuring on the step's own graph leaves the optimizer's steps exactly as without measuring."""
+    tracked = train(TrainConfig(**{**SMALL.__dict__, "device": device, "steps": 30, "sharpness_every": 3}),
+                    progress=False)
+    plain = train(TrainConfig(**{**SMALL.__dict__, "device": device, "steps": 30, "sharpness_every": 0}),
+                  progress=False)
+    assert tracked.train_loss == plain.train_loss and len(tracked.sharpness) == 10
 
 
 def test_full_batch_gradient_ignores_the_chunk_size():
@@ -52,17 +66,28 @@ def test_goals_stop_the_run():
     assert run.status == "converged" and run.train_acc[-1] >= 0.5
 
 
-def test_sharpness_record_matches_a_fresh_measurement():
-    run = train(TrainConfig(**{**SMALL.__dict__, "dtype": "float64", "steps": 11, "sharpness_every": 10}),
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("extra", [{}, {"sharpness_n": 150}, {"chunk_size": 64}])
+def test_sharpness_record_matches_a_fresh_measurement(device, extra):
+    """Fused (the step's own graph), on a subset and chunked: each agrees with a fresh dense-accuracy run."""
+    base = {**SMALL.__dict__, "dtype": "float64", "device": device, **extra}
+    run = train(TrainConfig(**{**base, "steps": 11, "sharpness_every": 10, "metrics": ("step_sharpness",)}),
                 progress=False)
     assert run.sharpness_steps == [0, 10]
-    config = TrainConfig(**{**SMALL.__dict__, "dtype": "float64", "steps": 10})
+    config = TrainConfig(**{**base, "steps": 10})
     at10 = train(config, progress=False).model  # θ_10
     from eoslib.train import build
 
     _, data = build(config)
-    fresh = hessian.sharpness(at10, mse, data.inputs, data.targets, tol=1e-10)
+    m = extra.get("sharpness_n", 200)
+    fresh = hessian.sharpness(at10, mse, data.inputs[:m], data.targets[:m], tol=1e-10)
     assert run.sharpness[1] == pytest.approx(fresh, rel=1e-3)  # the engine's 1e-3 tolerance
+    full_batch_gradient(at10, mse, data.inputs, data.targets)
+    from eoslib.train import _flat_grad
+
+    g = _flat_grad(at10)
+    step = hessian.directional_sharpness(at10, mse, data.inputs[:m], data.targets[:m], g)
+    assert run.extras["step_sharpness"][1] == pytest.approx(step, rel=1e-9)
 
 
 def test_sgd_records_full_batch_loss_and_batch_sharpness():
@@ -85,7 +110,7 @@ def test_corrupted_cache_is_recomputed_not_used(tmp_path):
     first = train(SMALL, cache_dir=tmp_path, progress=False)
     (path,) = tmp_path.glob("*.json")
     doc = json.loads(path.read_text())
-    doc["data"]["train_loss"][0] = 123.0  # a silent edit: valid JSON, wrong checksum
+    doc["data"]["run"]["train_loss"][0] = 123.0  # a silent edit: valid JSON, wrong checksum
     path.write_text(json.dumps(doc))
     with pytest.warns(UserWarning, match="damaged"):
         again = train(SMALL, cache_dir=tmp_path, progress=False)
@@ -98,7 +123,7 @@ def test_corrupted_cache_is_recomputed_not_used(tmp_path):
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     config = TrainConfig(**{**SMALL.__dict__, "steps": 60})
     reference = train(config, progress=False)
-    real, calls = hessian.top_eigenpairs, {"n": 0}
+    real, calls = hessian.lanczos, {"n": 0}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -106,13 +131,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hessian, "top_eigenpairs", interrupted)
+    monkeypatch.setattr(hessian, "lanczos", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
     (ckpt,) = tmp_path.glob("*.ckpt.pt")
     state = cache.load_tensors(ckpt)
     assert state["step"] == 40 and len(state["run"]["train_loss"]) == 40
-    monkeypatch.setattr(hessian, "top_eigenpairs", real)
+    monkeypatch.setattr(hessian, "lanczos", real)
     resumed = train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
     assert resumed.train_loss == reference.train_loss and resumed.sharpness == reference.sharpness
     assert not list(tmp_path.glob("*.ckpt.pt"))
@@ -189,3 +214,52 @@ def test_step_sharpness_uses_the_trainable_parameters_only():
     assert g.shape == hessian.flat_params(model).shape
     curvature = hessian.directional_sharpness(model, mse, data.inputs, data.targets, g)
     assert 0 < curvature <= hessian.sharpness(model, mse, data.inputs, data.targets, tol=1e-8) * (1 + 1e-6)
+
+
+def test_adam_preconditioned_sharpness_with_a_frozen_parameter(monkeypatch):
+    """Adam's preconditioner is taken over the trainable parameters, the Hessian's space."""
+    import eoslib.train as train_module
+
+    real = train_module.build
+
+    def frozen_first_layer(config, **kw):
+        model, data = real(config, **kw)
+        model[1].weight.requires_grad_(False)
+        return model, data
+
+    monkeypatch.setattr(train_module, "build", frozen_first_layer)
+    run = train(TrainConfig(**{**SMALL.__dict__, "opt": "adam", "lr": 0.003, "steps": 21,
+                               "metrics": ("preconditioned_sharpness",)}), progress=False)
+    values = run.extras["preconditioned_sharpness"]
+    assert np.isnan(values[0]) and all(np.isfinite(values[1:])) and min(values[1:]) > 0  # no step yet at t = 0
+
+
+def test_accuracy_is_recorded_for_labelled_data_only():
+    regression = train(TrainConfig(model="deep-linear", dataset="linear", n=30, depth=2, width=8, lr=0.01, steps=5,
+                                   sharpness_every=0, data_options={"dim": 4}), progress=False)
+    assert regression.train_acc == []  # a regression has no accuracy
+    labelled = train(TrainConfig(**{**SMALL.__dict__, "steps": 5}), progress=False)
+    assert len(labelled.train_acc) == 5 and all(0 <= a <= 1 for a in labelled.train_acc)
+    text = train(TrainConfig(model="transformer", dataset="text", loss="ce", n=20, width=16, depth=1, lr=0.1, steps=3,
+                             sharpness_every=0, data_options={"context": 8}), progress=False)
+    assert len(text.train_acc) == 3  # next-token accuracy over every position
+
+
+def test_sgd_and_momentum_resume_bit_identically(tmp_path, monkeypatch):
+    for extra in [dict(opt="sgd", batch_size=20), dict(opt="heavy_ball", momentum=0.9)]:
+        config = TrainConfig(**{**SMALL.__dict__, "steps": 50, **extra})
+        reference = train(config, progress=False)
+        real, calls = hessian.lanczos, {"n": 0}
+
+        def interrupted(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 4:  # at step 30
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(hessian, "lanczos", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
+        monkeypatch.setattr(hessian, "lanczos", real)
+        resumed = train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
+        assert resumed.train_loss == reference.train_loss and resumed.sharpness == reference.sharpness

@@ -38,12 +38,11 @@ separates ``θ`` from the rest of the spectrum.  We stop when every wanted Ritz
 value has ``r ≤ tol·|θ|`` or ``r²/gap ≤ tol·|θ|``, estimating ``gap`` by
 ``θ₁ − θ₂ − r₂``: the second Ritz value's eigenvalue may lie up to its own
 residual ``r₂`` higher (the plain Ritz gap ``θ₁ − θ₂`` is optimistic, and
-stopped 1.5% off on one of 12 starts).  Measured in float32 against float64
-references at ``tol=1e-3``: on the benchmark MLP (a clustered top spectrum,
-12 random starts) the worst error was 4.3e-4, using on average 1.26× the
-products that hindsight shows were needed; on the CNN (5 starts) 2.5e-4 and
-1.04×.  Watching the Ritz value stop changing is cheaper
-but unreliable: on that spectrum it stalls for several steps while 0.5% off.
+stopped 1.5% off on one of 12 starts; ``benchmarks/README.md`` has the dated
+measurements of this rule's accuracy and cost).  Watching the Ritz value stop
+changing is cheaper but unreliable on clustered spectra: it can stall for several
+steps while 0.5% off.
+
 :func:`power_iteration` stops when its Rayleigh quotient changes by less than
 ``tol``, relative (the teaching version; it has the same weakness).
 
@@ -56,6 +55,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -96,7 +96,14 @@ def _start_vector(dim: int, v0: torch.Tensor | None, seed: int, dtype, device) -
     return q / q.norm()
 
 
-def _check_sizes(dim: int, k: int, max_iter: int) -> None:
+def _check_sizes(dim: int, k: int, max_iter: int, tol: float = 1e-3, seed: int = 0) -> None:
+    for name, value in (("dim", dim), ("k", k), ("max_iter", max_iter), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{name}={value!r} must be an integer")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < 1:
+        raise ValueError(f"tol={tol!r} must be a relative tolerance in [0, 1) (0: run all max_iter products)")
+    if not 0 <= seed < 2**63 - 1 - max_iter:
+        raise ValueError(f"seed={seed} must lie in 0..2**63 - 1 - max_iter")
     if dim < 1:
         raise ValueError(f"the operator has dimension {dim}; need at least 1")
     if not 1 <= k <= dim:
@@ -147,7 +154,8 @@ def lanczos(
         matvec: ``v ↦ A v`` on flat tensors of shape ``(dim,)``; ``A`` symmetric.
         dim: dimension of ``A`` (number of parameters for a Hessian).
         k: number of top eigenpairs.
-        tol: relative tolerance of the stopping rule (module docstring).
+        tol: relative tolerance of the stopping rule (module docstring), in [0, 1);
+            0 never stops early (all ``max_iter`` products run).
         max_iter: at most this many products (Krylov dimension); capped at ``dim``.
         v0: start vector ``(dim,)``, e.g. the previous eigenvector when tracking
             sharpness along a trajectory (warm start), or ``(m, dim)`` rows that
@@ -166,7 +174,7 @@ def lanczos(
     """
     dtype = dtype or getattr(matvec, "dtype", torch.float64)
     device = device or getattr(matvec, "device", "cpu")
-    _check_sizes(dim, k, max_iter)
+    _check_sizes(dim, k, max_iter, tol, seed)
     m_max = min(max_iter, dim)
     Q = torch.empty(min(m_max, 32), dim, dtype=dtype, device=device)  # rows q_1..q_m; grown on demand
     Q[0] = _start_vector(dim, v0, seed, dtype, device)
@@ -256,7 +264,7 @@ def power_iteration(
     """
     dtype = dtype or getattr(matvec, "dtype", torch.float64)
     device = device or getattr(matvec, "device", "cpu")
-    _check_sizes(dim, 1, max_iter)
+    _check_sizes(dim, 1, max_iter, tol, seed)
     v = _start_vector(dim, v0, seed, dtype, device)
     lam = prev = None
     converged = False

@@ -22,15 +22,13 @@ forms the ``P × P`` matrix.  Two ways to evaluate it:
 * ``"forward_over_reverse"``: ``torch.func.jvp`` of ``torch.func.grad``, chunk by
   chunk, nothing kept between products.
 
-``"auto"`` means ``"double_backward"`` with graph reuse, the faster one here.
-Measured by benchmarks/bench_sharpness.py (float32, 1 thread, in units of one
-gradient): a reused-graph product costs 1.1 (MLP 3072-200-200-10, 1,000
-examples) and 1.4 (small CNN, 500 examples), a rebuilt-graph product 2.1 and
-3.0, a forward-over-reverse product 3.1 and 3.0; end to end, sharpness with
-forward-over-reverse took 2.4× (MLP) and 1.7× (CNN) as long.  Memory: the
+``"auto"`` means ``"double_backward"`` with graph reuse, the faster one on every
+network benchmarked (a reused-graph product costs about one gradient, the other two
+two to three; measured numbers, dated, are in ``benchmarks/README.md``).  Memory: the
 reused graph holds one ``create_graph`` gradient of the whole data set (a few
 GB for a CNN on 5,000 CIFAR images); to bound it, pass ``reuse_graph=False``
-and a ``chunk_size``.
+and a ``chunk_size``.  :meth:`HVP.from_graph` wraps a first-order graph that a
+training step already built, so tracking the sharpness costs no extra gradient.
 
 **Batch norm.**  The model is used in whatever mode it is in.  In train mode
 batch norm normalises each *chunk* with that chunk's statistics, exactly as a
@@ -40,7 +38,9 @@ running statistics are constants and ``chunk_size`` does not matter.  Buffers
 (running statistics) are restored after every forward pass, so measuring never
 changes the model.  Dropout in train mode makes ``L`` random: use eval mode.
 
-Nothing here writes ``.grad`` or changes parameters.
+Nothing here writes ``.grad`` or changes parameters.  Bad input (non-finite data,
+inputs or targets the model or loss cannot take, a loss that does not depend on the
+parameters) raises a one-line ``ValueError`` before any product is taken.
 
 References:
     B. A. Pearlmutter. Fast exact multiplication by the Hessian. Neural
@@ -98,8 +98,12 @@ def chunks(inputs: torch.Tensor, targets: torch.Tensor, chunk_size: int | None, 
         raise ValueError("the data set is empty: need at least one example")
     if targets.dim() == 0 or targets.shape[0] != n:
         raise ValueError(f"inputs have {n} examples but targets have shape {tuple(targets.shape)}")
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, float))
+                                   or int(chunk_size) != chunk_size or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    for name, t in (("inputs", inputs), ("targets", targets)):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"the {name} contain NaN or inf")
     size = n if chunk_size is None else int(chunk_size)
 
     def move(t: torch.Tensor) -> torch.Tensor:
@@ -115,6 +119,37 @@ def scalar_loss(loss: torch.Tensor) -> torch.Tensor:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"loss_fn must return a scalar (mean) loss, got {shape}")
     return loss
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def model_loss(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(model(x), y)``, checked: a model that cannot take ``x``, targets whose shape does not
+    fit the outputs (floating targets: the outputs' shape; labels: the outputs' shape without the last
+    axis), a non-scalar or non-finite loss raise a one-line ValueError."""
+    try:
+        out = model(x)
+    except (RuntimeError, IndexError, TypeError) as err:
+        raise ValueError(f"the model cannot take inputs of shape {tuple(x.shape)}: {_first_line(err)}") from None
+    if isinstance(out, torch.Tensor) and out.dim() >= 1:
+        expected = tuple(out.shape) if y.is_floating_point() else tuple(out.shape[:-1])
+        if tuple(y.shape) != expected:
+            raise ValueError(f"targets of shape {tuple(y.shape)} do not fit model outputs of shape "
+                             f"{tuple(out.shape)} (expected targets of shape {expected})")
+    try:
+        loss = scalar_loss(loss_fn(out, y))
+    except (RuntimeError, IndexError) as err:
+        raise ValueError(f"loss_fn failed on outputs {tuple(out.shape)} and targets {tuple(y.shape)}: "
+                         f"{_first_line(err)}") from None
+    return loss
+
+
+def check_depends(loss: torch.Tensor) -> None:
+    """ValueError unless ``loss`` has a graph back to the parameters (``requires_grad``)."""
+    if not loss.requires_grad:
+        raise ValueError("loss_fn's value does not depend on the model's trainable parameters")
 
 
 @contextlib.contextmanager
@@ -170,6 +205,27 @@ class HVP:
         self._grads = None
         if self.method == "double_backward" and reuse_graph:
             self._grads, self.loss = self._gradient_graph()
+        else:  # check the data, the model and the loss once, on the first chunk
+            x, y, _ = self.chunks[0]
+            with torch.enable_grad():
+                check_depends(self._chunk_loss(x, y))
+
+    @classmethod
+    def from_graph(cls, model: nn.Module, grads, loss: float) -> "HVP":
+        """The operator on a first-order graph built elsewhere: ``grads`` are ``∇L`` per trainable
+        parameter, computed with ``create_graph=True`` (``None`` for a parameter the loss does not
+        use), ``loss`` the value of ``L``.  Training uses it to measure the sharpness on its own
+        step's graph (:func:`eoslib.train.full_batch_gradient` with ``create_graph=True``).
+        """
+        op = cls.__new__(cls)
+        op.params = check_model(model)
+        if len(grads) != len(op.params):
+            raise ValueError(f"{len(grads)} gradients for {len(op.params)} trainable parameters")
+        op.model, op.loss_fn, op.method, op.chunks = model, None, "double_backward", None
+        op.dim = sum(p.numel() for p in op.params)
+        op.dtype, op.device = op.params[0].dtype, op.params[0].device
+        op.n_calls, op.loss, op._grads = 0, loss, list(grads)
+        return op
 
     def gradient(self) -> torch.Tensor:
         """Flat full-batch gradient ``∇L`` (free once the graph is built; double backward only)."""
@@ -180,17 +236,20 @@ class HVP:
 
     def _chunk_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with frozen_buffers(self.model):
-            return scalar_loss(self.loss_fn(self.model(x), y))
+            return model_loss(self.model, self.loss_fn, x, y)
 
     def _gradient_graph(self):
         """``∇L`` with its graph (``create_graph=True``), summed over chunks, and ``L``."""
         total, loss = None, 0.0
         for x, y, w in self.chunks:
             chunk_loss = w * self._chunk_loss(x, y)
+            check_depends(chunk_loss)
             g = torch.autograd.grad(chunk_loss, self.params, create_graph=True, allow_unused=True)
             total = g if total is None else [b if a is None else a if b is None else a + b
                                              for a, b in zip(total, g)]
             loss += float(chunk_loss.detach())
+        if all(g is None for g in total):
+            raise ValueError("loss_fn's value does not depend on the model's trainable parameters")
         return total, loss
 
     def _vector(self, v: torch.Tensor) -> list[torch.Tensor]:
@@ -277,6 +336,8 @@ def dense_hessian(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targe
         raise ValueError(f"dense_hessian needs P <= max_params={max_params}, the model has P={dim}")
     data = chunks(inputs, targets, chunk_size, params[0])
     names = [n for n, p in model.named_parameters() if p.requires_grad]
+    with frozen_buffers(model):  # check the data, the model and the loss once, on the first chunk
+        check_depends(model_loss(model, loss_fn, data[0][0], data[0][1]))
 
     def full_loss(theta: torch.Tensor) -> torch.Tensor:
         pieces = dict(zip(names, (t.view_as(p) for t, p in zip(theta.split([p.numel() for p in params]), params))))

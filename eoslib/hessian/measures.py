@@ -26,7 +26,7 @@ from torch import nn
 import numpy as np
 
 from .eig import EigResult, lanczos
-from .hvp import HVP, LossFn, check_model, chunks, frozen_buffers, scalar_loss
+from .hvp import HVP, LossFn, check_depends, check_model, chunks, frozen_buffers, model_loss
 
 
 def top_eigenpairs(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
@@ -111,7 +111,12 @@ def batch_curvatures(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, ta
         Two float64 arrays of shape ``(n_batches,)``: ``gHg`` and ``gg``.
     """
     check_model(model)
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or isinstance(batch_size, bool) or \
+            not isinstance(batch_size, int):
+        raise ValueError(f"batch_size={batch_size!r} and n_batches={n_batches!r} must be integers")
     n = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.dim() else 0
+    if not isinstance(targets, torch.Tensor) or targets.dim() == 0:
+        raise ValueError("targets must be a tensor with examples along dim 0")
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size={batch_size} must be between 1 and the number of examples ({n})")
     if len(targets) != n:
@@ -176,7 +181,8 @@ def sharpness_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, 
     total = [torch.zeros_like(p) for p in params]
     for x, y, w in chunks(inputs, targets, chunk_size, params[0]):
         with frozen_buffers(model):
-            loss = w * scalar_loss(loss_fn(model(x), y))
+            loss = w * model_loss(model, loss_fn, x, y)
+        check_depends(loss)
         g = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         gu = sum((a * b).sum() for a, b in zip(g, us) if a is not None)
         if not isinstance(gu, torch.Tensor) or not gu.requires_grad:
