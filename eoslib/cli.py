@@ -167,7 +167,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="loss: mse (½‖f−y‖²) or ce (default %(default)s)")
     p.add_argument("--opt", choices=list(OPTIMIZERS), default=d.opt, help="optimizer (default %(default)s)")
     p.add_argument("--momentum", type=_fraction, default=d.momentum,
-                   help="momentum β in [0, 1) for heavy-ball / nesterov / sgd (default %(default)s)")
+                   help="momentum β in [0, 1) for heavy_ball / nesterov / sgd (default %(default)s)")
     p.add_argument("--beta1", type=_fraction, default=d.beta1, help="Adam's β₁ in [0, 1) (default %(default)s)")
     p.add_argument("--beta2", type=_fraction, default=d.beta2, help="Adam's β₂ in [0, 1) (default %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="SGD minibatch size (default: full batch)")

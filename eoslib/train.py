@@ -308,7 +308,9 @@ def train(config: TrainConfig, *, cache_dir: str | Path | None = None, data_root
                     callback(t, model, s.run)
                 bar.set_postfix(loss=f"{loss:.4g}", sharpness=f"{s.run.sharpness[-1]:.4g}",
                                 threshold=f"{s.run.threshold:.4g}", refresh=False)
-            s.optimizer.step()
+            if not _step(s.optimizer):  # η so large that θ_{t+1} overflows the dtype
+                s.run.status = "diverged"
+                break
             bar.update(1)
     model.zero_grad(set_to_none=True)
     s.run.wall_seconds = time.perf_counter() - clock
@@ -316,6 +318,21 @@ def train(config: TrainConfig, *, cache_dir: str | Path | None = None, data_root
     if store is not None:
         store.save(s.run, model)
     return s.run
+
+
+def _step(optimizer: torch.optim.Optimizer) -> bool:
+    """Take the optimizer step; False if PyTorch refuses it because the update overflows the dtype.
+
+    A step size beyond the float range (``lr=1e39`` in float32; Adam's η/(1 − β₁ᵗ) near
+    3e38) is a diverged run, not a crash.
+    """
+    try:
+        optimizer.step()
+    except RuntimeError as err:
+        if "overflow" not in str(err):
+            raise
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- the gradient
