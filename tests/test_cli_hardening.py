@@ -98,7 +98,7 @@ case("n = 10^12 digits", [*R, "--n", "1000000000000", "--lr", "0.1", *OUT], "out
 case("n = 10^12 synthetic", [*R, "--dataset", "synthetic", "--n", "1000000000000", "--lr", "0.1", *OUT], "")
 case("width 10^7", [*R, "--width", "10000000", "--lr", "0.1", *OUT], "")
 case("batch larger than n", [*R, "--batch-size", "50", "--lr", "0.1", *OUT], "batch_size")
-case("heavy ball without momentum", [*R, "--opt", "heavy-ball", "--lr", "0.1", *OUT], "momentum")
+case("heavy ball without momentum", [*R, "--opt", "heavy_ball", "--lr", "0.1", *OUT], "momentum")
 case("unknown metric", [*R, "--metrics", "foo", "--lr", "0.1", *OUT], "unknown metrics")
 case("adam metric with gd", [*R, "--metrics", "preconditioned_sharpness", "--lr", "0.1", *OUT], "adam")
 case("regression with ce", [*R, "--dataset", "linear", "--loss", "ce", "--lr", "0.1", *OUT], "regression")
