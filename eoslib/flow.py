@@ -35,7 +35,7 @@ import torch
 from . import cache
 from .analysis import crossing_step
 from .hessian import flat_params
-from .train import Run, TrainConfig, train
+from .train import Run, TrainConfig, cache_key, train
 
 
 @dataclass
@@ -79,7 +79,7 @@ def record_path(config: TrainConfig, *, cache_dir: str | Path | None = None,
     file = None
     if cache_dir is not None:
         key = {**config.to_dict(), "record": "params", "torch_threads": torch.get_num_threads()}
-        file = Path(cache_dir) / f"{cache.run_key(key)}.path.pt"
+        file = Path(cache_dir) / f"{cache_key(config, record='params')}.path.pt"
         saved = cache.load_tensors(file)
         try:
             if saved is not None and saved.get("key") == key:

@@ -471,6 +471,18 @@ class _State:
                    Run(config, threshold=config.threshold, dataset=description))
 
 
+def cache_key(config: TrainConfig, threads: int | None = None, **tags: Any) -> str:
+    """The cache key of a run of ``config``: :func:`eoslib.cache.run_key` of the config, torch's
+    CPU thread count (``threads``, default the current one: reductions, hence trajectories,
+    differ between thread counts) and any ``tags`` (e.g. ``record="params"`` for a recorded path).
+
+    >>> cache_key(TrainConfig(), threads=1) == cache_key(TrainConfig(), threads=1) != cache_key(TrainConfig(), threads=2)
+    True
+    """
+    threads = torch.get_num_threads() if threads is None else threads
+    return cache.run_key({**config.to_dict(), "torch_threads": threads, **tags})
+
+
 class _Store:
     """A run's files in the cache: the finished record, the final weights and the checkpoint.
 
@@ -483,7 +495,7 @@ class _Store:
 
     def __init__(self, folder: str | Path, config: TrainConfig):
         self.config, self.threads = config.to_dict(), torch.get_num_threads()
-        key = cache.run_key({**self.config, "torch_threads": self.threads})
+        key = cache_key(config, threads=self.threads)
         folder = Path(folder)
         self.run_file, self.model_file, self.ckpt_file = (folder / f"{key}{ext}" for ext in
                                                           (".json", ".model.pt", ".ckpt.pt"))

@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from eoslib.cache import run_key
 from eoslib.sweep import Outcome, config_id, sweep
-from eoslib.train import TrainConfig
+from eoslib.train import TrainConfig, cache_key
 
 
 def _grid(steps=40, **kw):
@@ -61,7 +60,7 @@ def test_default_executor_is_a_local_process_pool(tmp_path, monkeypatch):
     outcomes = sweep(configs, workers=2, cache_dir=tmp_path)
     assert made == [2] and [o.status for o in outcomes] == ["max_steps"] * 2
     # results land in the cache under the config's key
-    assert all((tmp_path / f"{run_key(c.to_dict())}.json").exists() for c in configs)
+    assert all((tmp_path / f"{cache_key(c, threads=1)}.json").exists() for c in configs)
 
 
 def test_bad_arguments_are_value_errors():
@@ -116,7 +115,7 @@ def test_dask_sweep_survives_a_killed_worker(cluster, tmp_path):
     parallel = done["out"]
     for s, p in zip(sequential, parallel):
         _same(s, p)
-    assert all((cache / f"{run_key(c.to_dict())}.json").exists() for c in configs)
+    assert all((cache / f"{cache_key(c, threads=1)}.json").exists() for c in configs)
     assert not list(cache.glob("*.ckpt.pt"))  # every run finished
 
 
