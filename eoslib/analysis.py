@@ -46,6 +46,7 @@ Occurs at the Edge of Stability*, ICLR 2021.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -158,13 +159,13 @@ class EdgeSummary:
     drop_from_crossing: float  # L(θ_c) / L(θ_T) (nan if never crossed)
     drop_overall: float  # L(θ_0) / L(θ_T)
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # wrapped to the book's 88-character code column
         if self.crossing is None:
             return (f"2/η = {self.threshold:.3g}: never crossed (sharpness {self.initial_sharpness:.3g} → "
                     f"peak {self.peak_sharpness:.3g})")
         return (f"2/η = {self.threshold:.3g}: sharpness {self.initial_sharpness:.3g} → crosses at step "
-                f"{self.crossing}; median sharpness·η/2 after = {self.median_ratio:.3f}; "
-                f"{self.increases} loss increases; loss ÷{self.drop_from_crossing:.1f} from crossing, "
+                f"{self.crossing};\n    median sharpness·η/2 after = {self.median_ratio:.3f}; "
+                f"{self.increases} loss increases;\n    loss ÷{self.drop_from_crossing:.1f} from crossing, "
                 f"÷{self.drop_overall:.1f} overall")
 
 
@@ -210,13 +211,39 @@ class Probe:
         return 2.0 / self.lr
 
     def sign_flips(self) -> float:
-        """Fraction of consecutive steps whose projections have opposite signs."""
+        """Fraction of consecutive steps whose projections on u_t have opposite signs.
+
+        Meaningful only while u_t is the same direction at consecutive iterates; when the top
+        eigenvector alternates between two directions (large oscillations, chapter 6), use
+        :meth:`step_ratios`, which does not refer to any eigenvector.
+        """
         p = np.sign(self.projection)
         return float(np.mean(p[1:] != p[:-1])) if len(p) > 1 else math.nan
+
+    def step_ratios(self) -> np.ndarray:
+        """⟨θ_{t+2} − θ_{t+1}, θ_{t+1} − θ_t⟩ / ‖θ_{t+1} − θ_t‖², t = 0..steps−3 (needs ``keep_params``).
+
+        −1 on a period-2 cycle; below −1 for a growing oscillation, above −1 for a shrinking
+        one. For GD it equals ⟨∇L(θ_{t+1}), ∇L(θ_t)⟩ / ‖∇L(θ_t)‖².
+        """
+        if len(self.params) < 3:
+            raise ValueError("step_ratios needs gd_probe(..., keep_params=True) and at least 3 steps")
+        d = [b - a for a, b in zip(self.params, self.params[1:])]
+        return np.array([float(d1 @ d0) / float(d0 @ d0) for d0, d1 in zip(d, d[1:])])
 
     def cosines(self) -> np.ndarray:
         """|cos| of the angle between each step θ_{t+1} − θ_t and the top eigenvector u_t."""
         return np.abs(np.asarray(self.projection)) / np.asarray(self.step_norm)
+
+
+def at_params(model: nn.Module, vector: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` whose trainable parameters are the flat ``vector`` (e.g. a probe's θ_t).
+
+    The copy shares nothing with ``model``, which is left unchanged.
+    """
+    clone = copy.deepcopy(model)
+    _set_params(clone, vector)
+    return clone
 
 
 def _set_params(model: nn.Module, vector: torch.Tensor) -> None:
@@ -252,7 +279,8 @@ def two_step_radius(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: to
     If GD runs through θ_0 → θ_1 → θ_0 (a period-2 cycle), M is the Jacobian of the
     map θ_t ↦ θ_{t+2} at θ_0, and the cycle is linearly stable iff ρ(M) ≤ 1. With
     one Hessian, M = (I − η∇²L)² and ρ(M) = max_i (1 − ηλ_i)²; with two, λ_max at
-    either point can exceed 2/η while ρ(M) ≤ 1 (Ahn, Zhang & Sra, 2022).
+    either point can exceed 2/η while ρ(M) ≤ 1 (Ahn, Zhang & Sra, 2022; the two-step
+    map of GD is analysed by Chen & Bruna, 2023).
 
     M is not symmetric, so ρ(M) is computed by ARPACK's implicitly restarted Arnoldi
     method (``scipy.sparse.linalg.eigs``, largest magnitude) over Hessian-vector
@@ -269,15 +297,9 @@ def two_step_radius(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: to
     Returns:
         ρ(M) = max |μ| over the eigenvalues μ of M.
     """
-    import copy
-
     from scipy.sparse.linalg import LinearOperator, eigs
 
-    ops = []
-    for theta in (theta0, theta1):
-        clone = copy.deepcopy(model)
-        _set_params(clone, theta)
-        ops.append(hessian.HVP(clone, loss_fn, inputs, targets))
+    ops = [hessian.HVP(at_params(model, theta), loss_fn, inputs, targets) for theta in (theta0, theta1)]
     dim, dtype, device = ops[0].dim, ops[0].dtype, ops[0].device
 
     def matvec(x: np.ndarray) -> np.ndarray:
@@ -351,4 +373,4 @@ def gd_probe(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Ten
 
 
 __all__ = ["crossing_step", "return_step", "median_ratio_after", "late_start", "loss_increases", "loss_drop",
-           "EdgeSummary", "edge_summary", "Probe", "step_curvature", "two_step_radius", "gd_probe"]
+           "EdgeSummary", "edge_summary", "Probe", "at_params", "step_curvature", "two_step_radius", "gd_probe"]

@@ -128,3 +128,19 @@ def test_step_curvature_rejects_a_zero_step():
     t = torch.ones(3)
     with pytest.raises(ValueError, match="coincide"):
         analysis.step_curvature(t, t, t, t)
+
+
+def test_step_ratios_and_at_params_on_the_two_cycle():
+    """A = diag(4, 1), η = 0.5, θ_0 = e_1: every step reverses the previous one exactly (ratio −1)."""
+    lr = 0.5
+    model, x, y = _quadratic_model([4.0, 1.0])
+    e1 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(e1[None])
+    probe = analysis.gd_probe(model, mse, x, y, lr=lr, steps=4, tol=1e-10, keep_params=True)
+    assert probe.step_ratios() == pytest.approx([-1.0, -1.0], abs=1e-12)
+    clone = analysis.at_params(model, probe.params[1])  # θ_1 = −e_1, while the model ends at θ_4 = e_1
+    assert torch.allclose(clone.weight.detach().reshape(-1), -e1, atol=1e-12)
+    assert torch.allclose(model.weight.detach().reshape(-1), e1, atol=1e-12)
+    with pytest.raises(ValueError, match="keep_params"):
+        analysis.gd_probe(model, mse, x, y, lr=lr, steps=3).step_ratios()
