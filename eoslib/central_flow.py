@@ -323,6 +323,15 @@ def _set_flat(model: nn.Module, vector: torch.Tensor) -> None:
             p.copy_(v)
 
 
+def model_at(model: nn.Module, theta: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with its trainable parameters set to the flat vector θ (e.g. a recorded iterate)."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    _set_flat(clone, theta)
+    return clone
+
+
 def central_flow(model: nn.Module, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, lr: float,
                  steps: int, *, dt: float = 0.5, k: int = 8, window: float = 0.02, record_every: int = 1,
                  tol: float = 1e-4, seed: int = 0, project: bool = True, newton: bool = False,
@@ -437,4 +446,4 @@ def centered_mean(values, half_width: int) -> np.ndarray:
 
 
 __all__ = ["pair_gradients", "solve_sigma", "sigma_residual", "Geometry", "critical_geometry", "projected_step",
-           "Flow", "central_flow", "gradient_descent", "gradient_flow", "centered_mean"]
+           "Flow", "model_at", "central_flow", "gradient_descent", "gradient_flow", "centered_mean"]
