@@ -13,8 +13,9 @@ def test_parameters_follow_the_exact_f_lambda_map():
     for i in range(3):
         f2, lam, lr = 2 * r.loss[i], r.ntk[i], r.lr[i]
         ok = np.isfinite(f2[1:])
-        pred_f2 = f2[:-1] * (1 - lr * lam[:-1] + lr ** 2 * f2[:-1] / m) ** 2
-        pred_lam = lam[:-1] + lr * f2[:-1] / m * (lr * lam[:-1] - 4)
+        with np.errstate(invalid="ignore"):  # inf after the divergence of the last run
+            pred_f2 = f2[:-1] * (1 - lr * lam[:-1] + lr ** 2 * f2[:-1] / m) ** 2
+            pred_lam = lam[:-1] + lr * f2[:-1] / m * (lr * lam[:-1] - 4)
         assert np.allclose(pred_f2[ok], f2[1:][ok], rtol=1e-9)
         assert np.allclose(pred_lam[ok], lam[1:][ok], rtol=1e-9)
 
