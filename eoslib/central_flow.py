@@ -43,13 +43,18 @@ E L(w + δ) ≈ L(w) + ½⟨Σ, ∇²L(w)⟩ = L(w) + ½ Σ_ij Σ_ij λ_i δ_ij,
 L(w) + tr Σ / η when the critical eigenvalues equal 2/η.
 
 **Discretisation** (ours). :func:`central_flow` integrates by Euler steps of dt
-GD-steps. A plain Euler step lets the eigenvalues drift off 2/η, so each step
-asks that the *linearised* block after the step stay below 2/η,
-Λ + η dt D(v)/η … precisely (2/η)I − Λ − η dt D(g + ½GΣ) ⪰ 0, which is the same
-problem with D(g) replaced by b = D(g) + ((2/η)I − Λ)/(η dt): eigenvalues that
-overshot are pulled back, those below 2/η are left free. Only the top-k
-eigenvalues within ``window`` of 2/η enter (the *critical set*); a tracked
-eigenvalue k+1 at 2/η would mean k is too small (recorded as ``next_sharpness``).
+GD steps, w ← w + Δ with Δ = −η·dt·(g + ½GΣ) (:func:`projected_step`). A plain
+Euler step lets the critical eigenvalues drift off 2/η, so each step asks
+instead that the *linearised* critical block after the step stay below 2/η,
+(2/η)I − Λ − D(Δ) ⪰ 0: the same problem with D(g) replaced by
+b = D(g) + ((2/η)I − Λ)/(η·dt), which pulls back eigenvalues that overshot and
+leaves those below 2/η free. The critical set holds the tracked eigenvalues
+within ``window`` (relative) of 2/η or above it; Lanczos tracks two more than
+are critical, so that an eigenvalue entering the set is seen a step ahead.
+With dt = 1 and a Newton step to the bottom of the valley along the critical
+eigenvectors (``newton=True``) the scheme is stable GD
+(:func:`eoslib.selfstab.stable_gd`); with ``project=False`` it is gradient flow,
+and with dt = 1 as well, gradient descent (:func:`gradient_descent`).
 
 References:
     J. M. Cohen, A. Damian, A. Talwalkar, J. Z. Kolter, J. D. Lee. Understanding
