@@ -201,7 +201,7 @@ def sigma_residual(gram: np.ndarray, b: np.ndarray, sigma: np.ndarray) -> float:
     m = b + 0.5 * np.einsum("ijkl,kl->ij", gram, sigma)
     parts = [-np.linalg.eigvalsh((sigma + sigma.T) / 2).min(), -np.linalg.eigvalsh((m + m.T) / 2).min(),
              abs(float((sigma * m).sum())) / max(np.linalg.norm(sigma), 1e-300)]
-    return float(max(parts) / max(np.linalg.norm(b), 1e-300))
+    return float(max(parts) / max(np.linalg.norm(b), 1e-300)) + 0.0  # + 0.0: no negative zero
 
 
 # ---------------------------------------------------------------- the critical geometry at a point
