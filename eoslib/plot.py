@@ -262,13 +262,6 @@ def plot_edge_ratio(runs: Sequence, labels: Sequence[str] | None = None, *,
     return fig
 
 
-def plot_normalized_sharpness(runs: Sequence, labels: Sequence[str] | None = None, *,
-                              band: tuple[float, float] = (0.95, 1.10), time: str = "step",
-                              title: str | None = None) -> Figure:
-    """:func:`plot_edge_ratio` with the band shaded by default (the old name, kept while chapters switch)."""
-    return plot_edge_ratio(runs, labels, band=band, time=time, title=title)
-
-
 # ----------------------------------------------------------- chapter 8: the two-layer scalar network
 
 def scalar_plane(ax, extent: float, model: str = "scalar") -> None:

@@ -57,7 +57,6 @@ METRICS = ("step_sharpness", "batch_sharpness", "preconditioned_sharpness")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_PARAMETERS = 100_000_000  # Lanczos keeps up to 100 vectors of P numbers: refuse larger models up front
 MAX_SEED = 2**62  # seeds are offset by the step (seed + t): stay clear of int64's end
-_OPT_ALIASES = {"heavy-ball": "heavy_ball"}  # transition: remove once no chapter spells it with a hyphen
 Options = Mapping[str, Any]
 
 
@@ -156,7 +155,6 @@ def _validate(c: TrainConfig) -> None:
         if not all(isinstance(k, str) for k in value):
             raise ValueError(f"{name} keys must be option names (strings)")
         put(name, MappingProxyType(value))
-    put("opt", _OPT_ALIASES.get(c.opt, c.opt) if isinstance(c.opt, str) else c.opt)
     choice("model", list(MODELS))
     choice("dataset", list(DATASETS))
     choice("loss", list(LOSSES))

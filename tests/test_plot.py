@@ -26,8 +26,7 @@ def _texts(fig):
 def test_shared_figures_draw_runs():
     runs = [_run(0.1), _run(0.2)]
     for fig in [plot.plot_runs(runs), plot.plot_runs(runs, metric="step_sharpness"),
-                plot.plot_edge_ratio(runs, band=(0.95, 1.1)), plot.plot_edge_ratio(runs, time="flow"),
-                plot.plot_normalized_sharpness(runs)]:
+                plot.plot_edge_ratio(runs, band=(0.95, 1.1)), plot.plot_edge_ratio(runs, time="flow")]:
         assert len(plot.to_png(fig)) > 1000
 
 

@@ -252,7 +252,6 @@ def test_good_configs_are_accepted_and_normalised():
                     dataset="linear", model="deep-linear", depth=0)
     assert (type(c.n), type(c.lr), type(c.steps), type(c.seed)) == (int, float, int, int)
     assert dict(c.data_options) == {"dim": 50}
-    assert TrainConfig(opt="heavy-ball", momentum=0.9).opt == "heavy_ball"  # the old spelling, for now
     for kw in [dict(model="transformer", dataset="text", loss="ce"), dict(model="cnn-bn-relu", width=8),
                dict(opt="adam", metrics=("preconditioned_sharpness",)), dict(opt="sgd", batch_size=10, n=50),
                dict(dataset="synthetic", data_options={"dim": 3, "classes": 2}, acc_goal=1.0),
