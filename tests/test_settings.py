@@ -9,6 +9,8 @@ import torch
 from eoslib import settings
 from eoslib.settings import book_settings, configure
 
+_STARTING_ENV = dict(os.environ)  # at collection, before any test ran
+
 
 def test_defaults_and_seed():
     s = book_settings(env={"EOSLIB_DEVICE": "cpu"})
@@ -71,13 +73,22 @@ def test_str_has_no_machine_paths(tmp_path):
 
 def test_configure_sets_the_environment_for_later_reads(monkeypatch):
     for var in settings.VARIABLES.values():
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so monkeypatch restores (or removes) it afterwards ...
+        monkeypatch.delenv(var)      # ... even though configure() below writes it: nothing leaks
     result = configure(scale="paper", seed=5, device="cpu")
     assert os.environ["EOSLIB_SCALE"] == "paper" and os.environ["EOSLIB_SEED"] == "5"
     assert book_settings() == result
     with pytest.raises(ValueError):
         configure(scale="huge")
     assert os.environ["EOSLIB_SCALE"] == "paper"  # a refused value changes nothing
+
+
+def test_no_test_leaves_book_settings_in_the_environment():
+    """configure() writes os.environ; a test that leaked it would change the scale or seed of
+    every chapter that pytest-xdist later executes in the same worker (kernels inherit it)."""
+    leaked = {v: os.environ[v] for v in ("EOSLIB_SCALE", "EOSLIB_SEED", "EOSLIB_DEVICE", "EOSLIB_DATASET")
+              if os.environ.get(v) != _STARTING_ENV.get(v)}
+    assert not leaked, f"book settings changed by an earlier test: {leaked}"
 
 
 def test_config_and_train_helpers(tmp_path):
