@@ -142,7 +142,9 @@ async () => {
     rawTex: (clone.innerText.match(/\\\\(lmax|Hess|grad|norm|inner|frac|eta|lambda|theta|mathbb|begin|end)\\b|\\$[^$\\s][^$]*\\$/g) || []).slice(0, 5),
     scrollWidth: document.documentElement.scrollWidth, width,
     imgs, displays, wideOutputs, solutions,
-    outputText: outputs.map(o => o.textContent).join('\\n'),  // also inside folded solutions
+    // also inside folded solutions; figure captions are prose (the browser wraps them), not output lines
+    outputText: outputs.map(o => { const c = o.cloneNode(true);
+        c.querySelectorAll('figcaption').forEach(e => e.remove()); return c.textContent; }).join('\\n'),
     stderr: [...article.querySelectorAll('.cell_output .stderr')].map(e => e.textContent.trim().slice(0, 160)),
     tracebacks: article.querySelectorAll('.cell_output .traceback, .output.traceback').length,
     colab: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href),

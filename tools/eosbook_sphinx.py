@@ -12,6 +12,7 @@
    this build (``_build/jupyter_execute``), for the status page; ``{notebook-table}``: every
    chapter's generated notebooks (Colab and download links), for the instructors' page.
 5. The proof index lists "Theorem 1.1 (title)" grouped by kind, not raw labels.
+6. The book's stylesheet, tools/static/eosbook.css (code column width, equations on phones).
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
             kept.append(js)
     if "script_files" in context:
         context["script_files"][:] = kept
+
+
+def add_stylesheet_folder(app, config) -> None:
+    """Serve tools/static/ (eosbook.css) with the theme's static files."""
+    config.html_static_path = [*config.html_static_path, str(Path(__file__).resolve().parent / "static")]
 
 
 def light_mode(app, config) -> None:
@@ -278,4 +284,6 @@ def setup(app):
     app.connect("html-page-context", colab_buttons, priority=900)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     app.connect("config-inited", light_mode)
+    app.connect("config-inited", add_stylesheet_folder)
+    app.add_css_file("eosbook.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
