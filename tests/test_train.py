@@ -120,18 +120,24 @@ def test_corrupted_cache_is_recomputed_not_used(tmp_path):
         assert train(SMALL, cache_dir=tmp_path, progress=False).train_loss == first.train_loss
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    config = TrainConfig(**{**SMALL.__dict__, "steps": 60})
-    reference = train(config, progress=False)
+def _interrupt_measurement(monkeypatch, call: int):
+    """Make the ``call``-th sharpness measurement raise KeyboardInterrupt (Ctrl-C mid-run); return the real Lanczos."""
     real, calls = hessian.lanczos, {"n": 0}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 5:  # at step 40
+        if calls["n"] == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(hessian, "lanczos", interrupted)
+    return real
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    config = TrainConfig(**{**SMALL.__dict__, "steps": 60})
+    reference = train(config, progress=False)
+    real = _interrupt_measurement(monkeypatch, 5)  # at step 40
     with pytest.raises(KeyboardInterrupt):
         train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
     (ckpt,) = tmp_path.glob("*.ckpt.pt")
@@ -249,15 +255,7 @@ def test_sgd_and_momentum_resume_bit_identically(tmp_path, monkeypatch):
     for extra in [dict(opt="sgd", batch_size=20), dict(opt="heavy_ball", momentum=0.9)]:
         config = TrainConfig(**{**SMALL.__dict__, "steps": 50, **extra})
         reference = train(config, progress=False)
-        real, calls = hessian.lanczos, {"n": 0}
-
-        def interrupted(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 4:  # at step 30
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(hessian, "lanczos", interrupted)
+        real = _interrupt_measurement(monkeypatch, 4)  # at step 30
         with pytest.raises(KeyboardInterrupt):
             train(config, cache_dir=tmp_path, progress=False, checkpoint_every=20)
         monkeypatch.setattr(hessian, "lanczos", real)
