@@ -79,8 +79,10 @@ class Claim:
         value = f"{self.value:.4g}" if self.measured else "not measured"
         mark = "✓" if self.holds else "✗"
         margin = self.margin_text() if self.measured else ""
-        line = f"{mark} {self.name} = {value}   criterion {self.criterion()}   {margin}".rstrip()
-        return textwrap.fill(line, WIDTH, subsequent_indent="    ", break_long_words=False)
+        # a wrapped line breaks between the parts, never inside "= value", "criterion …" or "margin …"
+        parts = [f"= {value}", f"criterion {self.criterion()}", margin]
+        line = f"{mark} {self.name} " + "   ".join(p.replace(" ", "\xa0") for p in parts if p)
+        return textwrap.fill(line, WIDTH, subsequent_indent="    ", break_long_words=False).replace("\xa0", " ")
 
     def _ipython_display_(self) -> None:
         """A cell ending in ``check(...)`` shows the printed line only, not the object again."""

@@ -127,7 +127,14 @@ def run_chapter(notebook: Path, env: dict, timeout: float) -> dict:
         out = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
         err = ""
     seconds = time.perf_counter() - start
-    claims = [line.strip() for line in out.splitlines() if CLAIM.match(line)]
+    claims, previous = [], None
+    for line in out.splitlines():  # a claim line and its wrapped continuation ("    margin …")
+        if CLAIM.match(line):
+            claims.append(line.strip())
+        elif previous is not None and CLAIM.match(previous) and line.startswith("    ") and line.strip():
+            claims[-1] += " " + line.strip()
+            continue
+        previous = line
     failure = next((line for line in reversed(err.splitlines()) if line.startswith("FAILED in cell")), "")
     if status == "FAILED" and not failure:
         failure = (err.strip().splitlines() or ["(no message)"])[-1][:200]
