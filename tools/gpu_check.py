@@ -131,7 +131,8 @@ def run_chapter(notebook: Path, env: dict, timeout: float) -> dict:
     for line in out.splitlines():  # a claim line and its wrapped continuation ("    margin …")
         if CLAIM.match(line):
             claims.append(line.strip())
-        elif previous is not None and CLAIM.match(previous) and line.startswith("    ") and line.strip():
+        elif (previous is not None and CLAIM.match(previous) and line.startswith("    ") and line.strip()
+              and "margin" not in claims[-1]):  # (a printed table after a claim is not part of it)
             claims[-1] += " " + line.strip()
             continue
         previous = line
