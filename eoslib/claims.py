@@ -22,6 +22,7 @@ build can be collected from the executed notebooks' outputs (the book's status p
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -128,6 +129,34 @@ class _Text(str):
 
     def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text/plain
         printer.text(str(self))
+
+
+_CLAIM_START = re.compile(r"\s*[✓✗]\s")
+_CLAIM_END = re.compile(r"margin (-?[\d.]+|-?inf)(%| \(absolute\))|not measured.*criterion \S")
+
+
+def read_lines(text: str) -> list[str]:
+    """The claim lines in printed output, each unwrapped into one line (the inverse of ``str(Claim)``).
+
+    A claim line starts with ✓ or ✗; a wrapped one continues on lines indented by four
+    spaces until it is complete (its margin is printed, or "not measured" and its criterion),
+    so indented output printed right after a claim is not taken for part of it.
+
+    >>> read_lines("✓ a = 1   criterion ≤ 2\\n    margin 50.0%\\n    a table row\\n✗ b = 3   criterion ≤ 2   margin -50.0%")
+    ['✓ a = 1   criterion ≤ 2 margin 50.0%', '✗ b = 3   criterion ≤ 2   margin -50.0%']
+    """
+    claims: list[str] = []
+    open_claim = False
+    for line in text.splitlines():
+        if _CLAIM_START.match(line):
+            claims.append(line.strip())
+        elif open_claim and line.startswith("    ") and line.strip():
+            claims[-1] += " " + line.strip()
+        else:
+            open_claim = False
+            continue
+        open_claim = not _CLAIM_END.search(claims[-1])
+    return claims
 
 
 def glue(name: str, value, fmt: str = "{:.3g}") -> str:

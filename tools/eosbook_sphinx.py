@@ -106,8 +106,6 @@ def light_mode(app, config) -> None:
 
 # --- 3. claim checks -------------------------------------------------------------------------------
 
-CLAIM = re.compile(r"^\s*([✓✗])\s*(.*)$")
-
 
 class claim_checks_node(nodes.General, nodes.Element):
     pass
@@ -121,23 +119,13 @@ class ClaimChecks(SphinxDirective):
 
 
 def claim_lines(executed: Path) -> list[tuple[str, str]]:
-    """(mark, text) of every ✓/✗ line in a notebook's stream outputs."""
+    """(mark, text) of every ✓/✗ line in a notebook's stream outputs (:func:`eoslib.claims.read_lines`)."""
     import nbformat
+    from eoslib.claims import read_lines
 
-    found: list = []
-    for cell in nbformat.read(executed, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
-            for line in text.splitlines():
-                m = CLAIM.match(line)
-                if m:
-                    found.append((m.group(1), m.group(2).strip()))
-                elif found and found[-1] is not None and line.startswith("    ") and line.strip():  # wrapped
-                    found[-1] = (found[-1][0], found[-1][1] + " " + line.strip())
-                else:
-                    found.append(None)  # ends the claim line above
-    found = [f for f in found if f is not None]
-    return found
+    return [(line[0], line[1:].strip())
+            for cell in nbformat.read(executed, as_version=4).cells for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream" for line in read_lines(output.get("text", ""))]
 
 
 def _table(rows: list[list], header: list[str]) -> nodes.table:

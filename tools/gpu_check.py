@@ -36,7 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLAIM = re.compile(r"^\s*([✓✗])\s")
+sys.path.insert(0, str(ROOT))
+from eoslib.claims import read_lines  # noqa: E402  (light: no torch)
+
 # Unit tests that need Jupyter, a browser or a wheel build: not what this check is about.
 NOT_ON_DEVICE = ["tests/test_notebooks.py", "tests/test_widgets_headless.py", "tests/test_browser.py",
                  "tests/test_package.py", "tests/test_make_notebooks.py"]
@@ -127,15 +129,7 @@ def run_chapter(notebook: Path, env: dict, timeout: float) -> dict:
         out = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
         err = ""
     seconds = time.perf_counter() - start
-    claims, previous = [], None
-    for line in out.splitlines():  # a claim line and its wrapped continuation ("    margin …")
-        if CLAIM.match(line):
-            claims.append(line.strip())
-        elif (previous is not None and CLAIM.match(previous) and line.startswith("    ") and line.strip()
-              and "margin" not in claims[-1]):  # (a printed table after a claim is not part of it)
-            claims[-1] += " " + line.strip()
-            continue
-        previous = line
+    claims = read_lines(out)
     failure = next((line for line in reversed(err.splitlines()) if line.startswith("FAILED in cell")), "")
     if status == "FAILED" and not failure:
         failure = (err.strip().splitlines() or ["(no message)"])[-1][:200]
